@@ -1,0 +1,1 @@
+import { defineCommand } from "citty"; export default defineCommand({ meta: { name: "wip" } });

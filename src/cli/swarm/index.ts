@@ -1,0 +1,16 @@
+/** `decnet swarm`: the master's fleet commands. */
+import { defineCommand } from "citty";
+
+export const swarmCommands = {
+  enroll: () => import("./enroll.ts").then((m) => m.default),
+  list: () => import("./list.ts").then((m) => m.default),
+  decommission: () => import("./decommission.ts").then((m) => m.default),
+  update: () => import("./update.ts").then((m) => m.default),
+  rollback: () => import("./rollback.ts").then((m) => m.default),
+  releases: () => import("./releases.ts").then((m) => m.default),
+};
+
+export default defineCommand({
+  meta: { name: "swarm", description: "Enroll, list and update the fleet" },
+  subCommands: swarmCommands,
+});

@@ -1,0 +1,21 @@
+/**
+ * The local control socket (agent.sock, updater.sock): GET /health over plain
+ * HTTP on a 0600 unix socket, and the client that probes it. No TLS: the
+ * updater's certificate is serverAuth-only, and the socket's mode is the gate.
+ */
+export interface LocalHealth {
+  status: string;
+  role: string;
+  version: string;
+  release: string | null;
+  pid: number;
+}
+
+/** One GET /health over a unix socket; throws on any failure. */
+export async function localHealth(sock: string, timeoutMs: number): Promise<LocalHealth> {
+  const res = await fetch("http://localhost/health", { unix: sock, signal: AbortSignal.timeout(timeoutMs) });
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  const body = (await res.json()) as LocalHealth;
+  if (typeof body !== "object" || body === null || typeof body.pid !== "number") throw new Error("not a health answer");
+  return body;
+}

@@ -1,0 +1,45 @@
+/**
+ * Crash-safe file changes: write to a temp file, fsync, rename over the
+ * target; and replace a symlink by creating a new one and renaming it.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch {}
+    throw e;
+  }
+  fsyncDir(dirname(path));
+}
+
+/**
+ * Points `link` at `target` with no instant where `link` is missing:
+ * a new symlink beside it, then rename(2) over it.
+ */
+export function replaceSymlink(link: string, target: string): void {
+  const tmp = `${link}.new-${process.pid}`;
+  try { unlinkSync(tmp); } catch {}
+  symlinkSync(target, tmp);
+  renameSync(tmp, link);
+  fsyncDir(dirname(link));
+}

@@ -1,0 +1,34 @@
+/**
+ * Every timeout decnet uses, as a named constant, with the env variable (or
+ * flag) that raises it. Read once, at the point of use.
+ */
+import { env } from "./env.ts";
+
+function ms(name: string, fallback: number): number {
+  const raw = env(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+export const timeouts = {
+  /** Updater: how long the agent probe keeps trying. DECNET_PROBE_TIMEOUT_MS. */
+  probe: () => ms("DECNET_PROBE_TIMEOUT_MS", 10_000),
+  /** Updater: SIGTERM → SIGKILL grace for the agent. DECNET_STOP_TIMEOUT_MS. */
+  stop: () => ms("DECNET_STOP_TIMEOUT_MS", 10_000),
+  /** Updater: `decnet version --json` install check. DECNET_INSTALL_CHECK_TIMEOUT_MS. */
+  installCheck: () => ms("DECNET_INSTALL_CHECK_TIMEOUT_MS", 15_000),
+  /** Master: connect + small request (health, releases, rollback). DECNET_REQUEST_TIMEOUT_MS. */
+  request: () => ms("DECNET_REQUEST_TIMEOUT_MS", 10_000),
+  /** Master: rollback includes a restart and a probe. DECNET_ROLLBACK_TIMEOUT_MS. */
+  rollback: () => ms("DECNET_ROLLBACK_TIMEOUT_MS", 60_000),
+  /**
+   * Master: a whole /update. Install, restart and up to two probes, plus the
+   * upload at a floor of 1 MB/s. DECNET_UPLOAD_TIMEOUT_MS sets the fixed part.
+   */
+  upload: (bytes: number) => ms("DECNET_UPLOAD_TIMEOUT_MS", 90_000) + Math.ceil(bytes / 1_000),
+  /** Master: after /update-self, wait for /health to report the new release. */
+  selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 30_000),
+  /** --daemon: how long to wait for the detached daemon to answer. DECNET_DAEMON_START_TIMEOUT_MS. */
+  daemonStart: () => ms("DECNET_DAEMON_START_TIMEOUT_MS", 15_000),
+} as const;

@@ -1,0 +1,54 @@
+/**
+ * The wire contract shared by master and worker: protocol version, headers,
+ * the error body and the error code → HTTP status map.
+ */
+import { z } from "zod";
+
+/**
+ * Bumped when a route's shape changes incompatibly.
+ * 1 (2026-11-28): first version — /health, /status, /releases, /update, /rollback.
+ */
+export const PROTOCOL_VERSION = 1;
+export const VERSION_HEADER = "x-decnet-protocol";
+
+/** Every refusal a daemon gives, with the HTTP status it is answered with. */
+export const ERROR_STATUS = {
+  bad_request: 400,
+  bad_archive: 400,
+  confirm_required: 400,
+  not_found: 404,
+  no_previous: 404,
+  method_not_allowed: 405,
+  rolled_back: 409,
+  unhealthy: 409,
+  too_large: 413,
+  busy: 423,
+  install_failed: 500,
+  compose_failed: 500,
+  internal: 500,
+} as const;
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    detail: z.unknown().optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** One step of a health probe, as the updater reports it back. */
+export const ProbeAttempt = z.object({
+  at_ms: z.number(),
+  ok: z.boolean(),
+  note: z.string(),
+});
+export const ProbeTranscript = z.object({
+  healthy: z.boolean(),
+  release: z.string().nullable(),
+  pid: z.number().nullable(),
+  attempts: z.array(ProbeAttempt),
+  log_tail: z.string().optional(),
+});
+export type ProbeTranscript = z.infer<typeof ProbeTranscript>;
