@@ -1,7 +1,7 @@
 /**
  * `bun run build`: compile src/main.ts into one executable (default dist/decnet),
  * baking in version (package.json or DECNET_VERSION), git sha + dirty flag,
- * build time and target. Flags: --out FILE, --target linux-x64|linux-arm64.
+ * build time and target. Flags: --out FILE, --target linux-x64|linux-arm64, --json.
  * DECNET_BYTECODE=1 turns on --bytecode (faster start, larger deltas: see bench/).
  */
 import { parseArgs } from "node:util";
@@ -25,7 +25,7 @@ async function git(root: string, args: string[]): Promise<string | null> {
   }
 }
 
-export async function build(o: BuildOptions = {}): Promise<{ out: string; version: string; sha: string; dirty: boolean; target: string }> {
+export async function build(o: BuildOptions = {}): Promise<{ out: string; version: string; sha: string; dirty: boolean; target: string; built_at: string }> {
   const root = o.root ?? import.meta.dir;
   const pkg = (await Bun.file(resolve(root, "package.json")).json()) as { version: string };
   const version = o.version ?? process.env.DECNET_VERSION ?? pkg.version;
@@ -47,12 +47,14 @@ export async function build(o: BuildOptions = {}): Promise<{ out: string; versio
     for (const l of result.logs) console.error(String(l));
     throw new Error("build failed");
   }
-  return { out, version, sha, dirty, target };
+  return { out, ...info };
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { out: { type: "string" }, target: { type: "string" } } });
+  const { values } = parseArgs({ options: { out: { type: "string" }, target: { type: "string" }, json: { type: "boolean" } } });
   const t0 = performance.now();
   const r = await build({ out: values.out, target: values.target as BuildOptions["target"] });
-  console.log(`built ${r.out} (decnet ${r.version}, ${r.sha.slice(0, 12)}${r.dirty ? "-dirty" : ""}, ${r.target}) in ${Math.round(performance.now() - t0)} ms`);
+  // --json: one line for `decnet release build` to read.
+  if (values.json) console.log(JSON.stringify(r));
+  else console.log(`built ${r.out} (decnet ${r.version}, ${r.sha.slice(0, 12)}${r.dirty ? "-dirty" : ""}, ${r.target}) in ${Math.round(performance.now() - t0)} ms`);
 }

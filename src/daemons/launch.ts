@@ -10,7 +10,7 @@ import { createLogger } from "../lib/log.ts";
 import { bundlePaths, installPaths } from "../lib/paths.ts";
 import { readBundle } from "../lib/tls.ts";
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, unknown>;
 
 function loadEnv(flags: Flags): void {
   const dir = typeof flags.installDir === "string" && flags.installDir ? flags.installDir : process.env.DECNET_UPDATER_INSTALL_DIR ?? DEFAULT_INSTALL_DIR;

@@ -44,7 +44,7 @@ function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   throw new DecnetError("usage", `invalid ${what} setting ${first.path.join(".")}: ${first.message}`, { exitCode: 2 });
 }
 
-type Flags = Record<string, string | boolean | undefined>;
+type Flags = Record<string, unknown>;
 const s = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 
 export function resolveAgentConfig(f: Flags): ResolvedAgentConfig {

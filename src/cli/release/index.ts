@@ -1,1 +1,12 @@
-import { defineCommand } from "citty"; export default defineCommand({ meta: { name: "wip" } });
+/** `decnet release`: make release artifacts. */
+import { defineCommand } from "citty";
+
+export const releaseCommands = {
+  build: () => import("./build.ts").then((m) => m.default),
+  pack: () => import("./pack.ts").then((m) => m.default),
+};
+
+export default defineCommand({
+  meta: { name: "release", description: "Build or pack a release artifact" },
+  subCommands: releaseCommands,
+});

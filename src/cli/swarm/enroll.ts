@@ -14,7 +14,7 @@ export default defineCommand({
   },
   run: action(async ({ args }) => {
     const { enroll } = await import("../../core/swarm/enroll.ts");
-    const r = await enroll({ host: args.host, address: args.address, sans: listArg(args.sans), updater: args.updater, outDir: args.outDir });
+    const r = await enroll({ host: args.host, address: args.address, sans: listArg(args.sans), updater: args.updater, outDir: args["out-dir"] });
     out(`enrolled ${r.host} (${r.sans.join(", ")})`);
     out(`  agent bundle:   ${r.agentBundle}`);
     if (r.updaterBundle) out(`  updater bundle: ${r.updaterBundle}`);

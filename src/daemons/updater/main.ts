@@ -1,1 +1,50 @@
-export async function start(..._a: unknown[]) {}
+/**
+ * start(config): the updater daemon — recover from the journal, serve over
+ * mTLS (and updater.sock locally), then make sure an agent runs from current.
+ */
+import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
+import { writeFileAtomic } from "../../lib/atomic.ts";
+import { buildInfo } from "../../lib/build-info.ts";
+import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
+import type { Logger } from "../../lib/log.ts";
+import { bundlePaths, installPaths } from "../../lib/paths.ts";
+import { readBundle, serverTls } from "../../lib/tls.ts";
+import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
+import { AgentOps } from "./ops.ts";
+import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
+const TRANSPORT_BODY_LIMIT = 2 ** 40;
+
+export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<void> {
+  const paths = installPaths(cfg.installDir);
+  const bundle = readBundle(bundlePaths(cfg.updaterDir, "updater"), `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, or pass --updater-dir`);
+  // The agent it will start needs its bundle too: refuse now, not at the first update.
+  readBundle(bundlePaths(cfg.agentDir, "worker"), `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
+  mkdirSync(paths.releases, { recursive: true });
+  mkdirSync(paths.updater.root, { recursive: true });
+
+  const sup = new Supervisor(cfg, paths, log);
+  const ops = new AgentOps({ cfg, paths, sup, log });
+  const lock = new OpLock();
+  const recovered = ops.recoverJournal();
+  if (recovered) log.warn(recovered);
+
+  const deps = { info: buildInfo(), ops, lock, agentSock: paths.agentSock };
+  const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
+  const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
+  writeFileAtomic(paths.updater.pid, `${process.pid}\n`);
+  log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
+  onShutdown(() => {
+    server.stop(true);
+    sock.stop(true);
+    try { unlinkSync(paths.updater.sock); } catch {}
+    try {
+      if (readFileSync(paths.updater.pid, "utf8").trim() === String(process.pid)) unlinkSync(paths.updater.pid);
+    } catch {}
+    log.info("updater stopped");
+  });
+  // Serving already; an update waits (423) until the agent is settled.
+  lock.run("startup", () => ops.ensureAgent()).catch((e) => log.error("could not start the agent:", e));
+}

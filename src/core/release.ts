@@ -1,0 +1,126 @@
+/**
+ * Getting a release: pack any executable (`release pack`), build the working
+ * tree (`release build`, the default for `swarm update`), or pack the running
+ * executable (`--self`). Each yields a .tar.gz, its manifest and its id.
+ */
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { type Manifest, type ManifestFile, releaseId } from "../protocol/manifest.ts";
+import { buildInfo } from "../lib/build-info.ts";
+import { DecnetError, usageError } from "../lib/errors.ts";
+import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
+import { run } from "../lib/proc.ts";
+import { writeTarball } from "../lib/tarball.ts";
+
+export interface Release {
+  file: string;
+  manifest: Manifest;
+  size: number;
+  /** Where it came from, for the operator: "artifact FILE", "self", "build of DIR". */
+  source: string;
+}
+
+const VersionJson = z.object({
+  version: z.string(),
+  git: z.object({ sha: z.string(), dirty: z.boolean() }).optional(),
+  built_at: z.string().nullable().optional(),
+  target: z.string().optional(),
+});
+
+export async function sha256File(path: string): Promise<string> {
+  const h = new Bun.CryptoHasher("sha256");
+  for await (const chunk of Bun.file(path).stream()) h.update(chunk);
+  return h.digest("hex");
+}
+
+/** Asks an executable `version --json`; null when it cannot answer. */
+async function askVersion(file: string): Promise<z.infer<typeof VersionJson> | null> {
+  const r = await run([file, "version", "--json"], { timeoutMs: 15_000 });
+  if (r.code !== 0) return null;
+  try {
+    return VersionJson.parse(JSON.parse(r.stdout));
+  } catch {
+    return null;
+  }
+}
+
+export interface PackOptions {
+  file: string;
+  version?: string;
+  out?: string;
+  /** Used when the executable cannot be asked (cross-compiled) or to override. */
+  info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target?: string };
+  source?: string;
+}
+
+export async function pack(o: PackOptions): Promise<Release> {
+  const file = resolve(o.file);
+  if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`${o.file} is not a file`);
+  const asked = o.version && o.info ? null : await askVersion(file);
+  const version = o.version ?? asked?.version;
+  if (!version) {
+    throw new DecnetError("failed", `${o.file} did not answer \`version --json\``, { hint: "pass --version V to pack it anyway (the worker's install check will still ask it)" });
+  }
+  const dir = mkdtempSync(join(tmpdir(), "decnet-pack-"));
+  try {
+    const exe = join(dir, RELEASE_BINARY);
+    copyFileSync(file, exe);
+    chmodSync(exe, 0o755);
+    const files: ManifestFile[] = [{ path: RELEASE_BINARY, mode: "0755", size: statSync(exe).size, sha256: await sha256File(exe) }];
+    const manifest: Manifest = {
+      format: 1,
+      name: "decnet",
+      version,
+      git: o.info?.git ?? asked?.git ?? { sha: "unknown", dirty: false },
+      built_at: o.info?.built_at ?? asked?.built_at ?? null,
+      target: o.info?.target ?? asked?.target ?? `linux-${process.arch}`,
+      files,
+      id: releaseId(files),
+    };
+    writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    const out = resolve(o.out ?? `decnet-${version}-${manifest.id.slice(0, 12)}.tar.gz`);
+    await writeTarball(out, dir, [RELEASE_MANIFEST, RELEASE_BINARY]);
+    return { file: out, manifest, size: statSync(out).size, source: o.source ?? `artifact ${o.file}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The running executable as a release. */
+export async function packSelf(out?: string): Promise<Release> {
+  const info = buildInfo();
+  if (!info.compiled) throw usageError("--self needs the compiled decnet (bun run build), not a source run");
+  return pack({ file: process.execPath, version: info.version, info, out, source: `self (${process.execPath})` });
+}
+
+/** The decnet source tree containing `from`, or null. */
+export function findSourceTree(from = process.cwd()): string | null {
+  for (let d = resolve(from); ; d = dirname(d)) {
+    if (existsSync(join(d, "build.ts")) && existsSync(join(d, "src", "main.ts"))) return d;
+    if (dirname(d) === d) return null;
+  }
+}
+
+const BuildJson = z.object({ out: z.string(), version: z.string(), sha: z.string(), dirty: z.boolean(), target: z.string(), built_at: z.string() });
+
+/** Builds the working tree (staged, unstaged and untracked alike) and packs it. */
+export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string }): Promise<Release> {
+  const root = findSourceTree(o.cwd);
+  if (!root) {
+    throw usageError("no decnet source tree here to build", "run from a decnet checkout, or pass --artifact FILE or --self");
+  }
+  const dir = mkdtempSync(join(tmpdir(), "decnet-build-"));
+  try {
+    const exe = join(dir, "decnet");
+    const bun = Bun.which("bun");
+    if (!bun) throw new DecnetError("failed", "building the working tree needs bun on PATH", { hint: "npm install -g bun, or pass --artifact/--self" });
+    const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: 300_000, cwd: root });
+    if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
+    const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
+    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}` });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * A release set on disk: releases/<id>, the current and previous symlinks
+ * (flipped by symlink + rename), history.json (installed_at and status per
+ * release) and keep-N pruning. Serves the agent's set and the updater's own.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { basename } from "node:path";
+import { z } from "zod";
+import { type Manifest, Manifest as ManifestSchema } from "../../protocol/manifest.ts";
+import type { ReleaseInfo, ReleasesResponse } from "../../protocol/updater.ts";
+import { replaceSymlink, writeFileAtomic } from "../../lib/atomic.ts";
+import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
+import { readLink } from "../../lib/procfs.ts";
+import { join } from "node:path";
+
+const History = z.record(z.string(), z.object({ installed_at: z.string(), status: z.enum(["good", "failed", "unknown"]) }));
+type History = z.infer<typeof History>;
+
+export class Slots {
+  constructor(readonly paths: SlotPaths) {}
+
+  private linkId(link: string): string | null {
+    const t = readLink(link);
+    return t ? basename(t) : null;
+  }
+  current(): string | null {
+    return this.linkId(this.paths.current);
+  }
+  previous(): string | null {
+    return this.linkId(this.paths.previous);
+  }
+
+  /** Points a slot at releases/<id> (relative, so the install dir can move), or removes it. */
+  private set(link: string, id: string | null): void {
+    if (id) replaceSymlink(link, join("releases", id));
+    else try { unlinkSync(link); } catch {}
+  }
+  setCurrent(id: string | null): void {
+    this.set(this.paths.current, id);
+  }
+  setPrevious(id: string | null): void {
+    this.set(this.paths.previous, id);
+  }
+
+  has(id: string): boolean {
+    return existsSync(join(this.paths.release(id), RELEASE_MANIFEST));
+  }
+
+  manifest(id: string): Manifest | null {
+    try {
+      return ManifestSchema.parse(JSON.parse(readFileSync(join(this.paths.release(id), RELEASE_MANIFEST), "utf8")));
+    } catch {
+      return null;
+    }
+  }
+
+  ids(): string[] {
+    if (!existsSync(this.paths.releases)) return [];
+    return readdirSync(this.paths.releases).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  }
+
+  /** Leftover staging dirs: only ever from an interrupted operation. */
+  removeStaging(): number {
+    if (!existsSync(this.paths.releases)) return 0;
+    const left = readdirSync(this.paths.releases).filter((n) => n.startsWith(".staging-"));
+    for (const n of left) rmSync(join(this.paths.releases, n), { recursive: true, force: true });
+    return left.length;
+  }
+
+  private history(): History {
+    try {
+      return History.parse(JSON.parse(readFileSync(join(this.paths.root, "history.json"), "utf8")));
+    } catch {
+      return {};
+    }
+  }
+  private saveHistory(h: History): void {
+    writeFileAtomic(join(this.paths.root, "history.json"), `${JSON.stringify(h, null, 1)}\n`, 0o600);
+  }
+  mark(id: string, status: "good" | "failed" | "unknown", now = new Date()): void {
+    const h = this.history();
+    h[id] = { installed_at: h[id]?.installed_at ?? now.toISOString(), status };
+    this.saveHistory(h);
+  }
+
+  list(): ReleasesResponse {
+    const h = this.history();
+    const current = this.current();
+    const previous = this.previous();
+    const releases: ReleaseInfo[] = this.ids().map((id) => {
+      const m = this.manifest(id);
+      return {
+        id,
+        version: m?.version ?? null,
+        git: m?.git ?? null,
+        installed_at: h[id]?.installed_at ?? null,
+        status: h[id]?.status ?? "unknown",
+        current: id === current,
+        previous: id === previous,
+      };
+    });
+    releases.sort((a, b) => (b.installed_at ?? "").localeCompare(a.installed_at ?? ""));
+    return { current, previous, releases };
+  }
+
+  /**
+   * Keeps current, previous, the newest `keep` good releases and the newest
+   * failed one (for forensics); removes the rest.
+   */
+  prune(keep: number): string[] {
+    const { releases, current, previous } = this.list();
+    const keepIds = new Set([current, previous].filter(Boolean) as string[]);
+    for (const r of releases.filter((r) => r.status === "good").slice(0, keep)) keepIds.add(r.id);
+    const failed = releases.find((r) => r.status === "failed");
+    if (failed) keepIds.add(failed.id);
+    const removed = releases.filter((r) => !keepIds.has(r.id)).map((r) => r.id);
+    if (removed.length === 0) return [];
+    for (const id of removed) rmSync(this.paths.release(id), { recursive: true, force: true });
+    const h = this.history();
+    for (const id of removed) delete h[id];
+    this.saveHistory(h);
+    return removed;
+  }
+}

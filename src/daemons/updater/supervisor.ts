@@ -1,0 +1,156 @@
+/**
+ * Stopping and starting this worker's agent. Finds it by agent.pid and by a
+ * /proc scan (a `decnet agent` listening on this worker's address and port,
+ * or whose executable, cwd or --install-dir is this install), never another
+ * install's. A stop is complete only when no process holds the agent port.
+ */
+import { closeSync, openSync, readFileSync, statSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import { writeFileAtomic } from "../../lib/atomic.ts";
+import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
+import { envSnapshot } from "../../lib/env.ts";
+import { DecnetError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import { type InstallPaths, RELEASE_BINARY } from "../../lib/paths.ts";
+import { allPids, cmdline, isAlive, listeningInodes, pidsHoldingSockets, readLink } from "../../lib/procfs.ts";
+import { run } from "../../lib/proc.ts";
+import { timeouts } from "../../lib/timeouts.ts";
+import { join } from "node:path";
+
+const under = (p: string | null, dir: string) => p !== null && (p === dir || p.startsWith(`${dir}/`));
+
+export class Supervisor {
+  constructor(
+    private cfg: ResolvedUpdaterConfig,
+    private paths: InstallPaths,
+    private log: Logger,
+  ) {}
+
+  private pidFromFile(): number | null {
+    try {
+      const n = Number(readFileSync(this.paths.agentPid, "utf8").trim());
+      return Number.isInteger(n) && n > 1 ? n : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Pids holding this worker's agent port (any process: a port is a port). */
+  portHolders(): number[] {
+    return pidsHoldingSockets(listeningInodes(this.cfg.host, this.cfg.agentPort)).filter(isAlive);
+  }
+
+  /** Is `pid` a `decnet agent` belonging to this worker? */
+  isOurs(pid: number, holders = this.portHolders()): boolean {
+    const argv = cmdline(pid);
+    // `decnet agent …`, or `<interpreter> …/decnet agent …` for a script release.
+    const i = argv.indexOf("agent");
+    if (i < 1 || i > 2 || !basename(argv[i - 1]!).startsWith("decnet") || !isAlive(pid)) return false;
+    if (holders.includes(pid)) return true;
+    const dir = this.paths.root;
+    if (under(readLink(`/proc/${pid}/exe`), dir) || under(readLink(`/proc/${pid}/cwd`), dir)) return true;
+    const f = argv.findIndex((a) => a === "--install-dir" || a.startsWith("--install-dir="));
+    const named = f < 0 ? null : argv[f]!.includes("=") ? argv[f]!.split("=")[1]! : argv[f + 1];
+    return named !== undefined && named !== null && resolve(named) === dir;
+  }
+
+  /** Every live agent of this worker: the pid file's, and what the scan finds. */
+  agents(): number[] {
+    const holders = this.portHolders();
+    const found = new Set<number>();
+    const fromFile = this.pidFromFile();
+    if (fromFile && this.isOurs(fromFile, holders)) found.add(fromFile);
+    for (const pid of allPids()) if (pid !== process.pid && this.isOurs(pid, holders)) found.add(pid);
+    return [...found];
+  }
+
+  /** SIGTERM, wait (a zombie counts as dead), SIGKILL; then wait for the port to be free. */
+  async stop(): Promise<number[]> {
+    if (this.cfg.agentSupervisor === "systemd") {
+      await this.systemctl("stop");
+      return [];
+    }
+    const pids = this.agents();
+    for (const pid of pids) this.signal(pid, "SIGTERM");
+    const deadline = Date.now() + timeouts.stop();
+    while (pids.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
+    for (const pid of pids.filter(isAlive)) {
+      this.log.warn(`agent pid ${pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
+      this.signal(pid, "SIGKILL");
+    }
+    // Whoever still holds the port is one of ours the scan missed, or is dying.
+    const portDeadline = Date.now() + 5_000;
+    for (;;) {
+      const holders = this.portHolders();
+      if (holders.length === 0) break;
+      if (Date.now() > portDeadline) {
+        throw new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is still held by pid ${holders.join(", ")}`, {
+          detail: { holders: holders.map((p) => ({ pid: p, argv: cmdline(p) })) },
+        });
+      }
+      for (const pid of holders) if (this.isOurs(pid, holders)) this.signal(pid, "SIGKILL");
+      await Bun.sleep(20);
+    }
+    return pids;
+  }
+
+  private signal(pid: number, sig: NodeJS.Signals): void {
+    try { process.kill(pid, sig); } catch {}
+  }
+
+  /** Size of agent.spawn.log now, so a probe can quote only what follows. */
+  logOffset(): number {
+    try {
+      return statSync(this.paths.agentSpawnLog).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  logSince(offset: number, max = 8192): string {
+    try {
+      const text = readFileSync(this.paths.agentSpawnLog).subarray(offset).toString("utf8");
+      return text.length > max ? text.slice(-max) : text;
+    } catch {
+      return "";
+    }
+  }
+
+  /** Starts `<install-dir>/current/decnet agent …` detached; returns the serving pid. */
+  async start(): Promise<number | null> {
+    if (this.cfg.agentSupervisor === "systemd") {
+      await this.systemctl("restart");
+      const r = await run(["systemctl", "show", "-p", "MainPID", "--value", "decnet-agent"], { timeoutMs: 10_000 });
+      const pid = Number(r.stdout.trim());
+      return pid > 0 ? pid : null;
+    }
+    const fd = openSync(this.paths.agentSpawnLog, "a", 0o600);
+    try {
+      const child = Bun.spawn(
+        [join(this.paths.current, RELEASE_BINARY), "agent", "--host", this.cfg.host, "--port", String(this.cfg.agentPort), "--agent-dir", this.cfg.agentDir, "--install-dir", this.paths.root],
+        { cwd: this.paths.root, detached: true, stdin: "ignore", stdout: fd, stderr: fd, env: envSnapshot() },
+      );
+      child.unref();
+      writeFileAtomic(this.paths.agentPid, `${child.pid}\n`);
+      this.log.info(`started agent pid ${child.pid} from ${readLink(this.paths.current) ?? "?"}`);
+      return child.pid;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Stop, then start; `logOffset` marks where the new agent's output begins. */
+  async restart(): Promise<{ pid: number | null; logOffset: number }> {
+    if (this.cfg.agentSupervisor !== "systemd") {
+      const stopped = await this.stop();
+      if (stopped.length) this.log.info(`stopped agent pid ${stopped.join(", ")}`);
+    }
+    const logOffset = this.logOffset();
+    return { pid: await this.start(), logOffset };
+  }
+
+  private async systemctl(verb: string): Promise<void> {
+    const r = await run(["systemctl", verb, "decnet-agent"], { timeoutMs: timeouts.stop() + 5_000 });
+    if (r.code !== 0) throw new DecnetError("install_failed", `systemctl ${verb} decnet-agent failed: ${(r.spawnError ?? r.stderr).trim()}`);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Reading /proc: whether a pid is really alive (a zombie is dead), a process's
+ * argv, executable and cwd, and which processes hold a listening TCP socket.
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { isIPv4 } from "node:net";
+
+/** The state letter from /proc/<pid>/stat, or null when there is no such process. */
+export function procState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // comm may contain spaces and parentheses: the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
+  }
+}
+
+/** Alive means it exists and is neither a zombie nor dead. */
+export function isAlive(pid: number): boolean {
+  const s = procState(pid);
+  return s !== null && s !== "Z" && s !== "X" && s !== "x";
+}
+
+export function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s, i, a) => i < a.length - 1 || s !== "");
+  } catch {
+    return [];
+  }
+}
+
+export function readLink(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
+export function allPids(): number[] {
+  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+}
+
+/** "127.0.1.1" → "0101007F" as /proc/net/tcp prints it (host byte order, x86/arm LE). */
+function hexAddr4(ip: string): string {
+  return ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).reverse().join("").toUpperCase();
+}
+
+/**
+ * Inodes of listening TCP sockets that would take `ip:port`: bound to that
+ * address, or to the wildcard.
+ */
+export function listeningInodes(ip: string, port: number): Set<number> {
+  const want = port.toString(16).toUpperCase().padStart(4, "0");
+  const addrs = new Set(["00000000", "00000000000000000000000000000000"]);
+  if (isIPv4(ip)) addrs.add(hexAddr4(ip));
+  const out = new Set<number>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A") continue; // 0A = LISTEN
+      const [addr, p] = f[1]!.split(":");
+      if (p === want && addrs.has(addr!)) out.add(Number(f[9]));
+    }
+  }
+  return out;
+}
+
+/** Pids with an open fd on any of these socket inodes. */
+export function pidsHoldingSockets(inodes: Set<number>): number[] {
+  if (inodes.size === 0) return [];
+  const want = new Set([...inodes].map((i) => `socket:[${i}]`));
+  const out: number[] = [];
+  for (const pid of allPids()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      const l = readLink(`/proc/${pid}/fd/${fd}`);
+      if (l && want.has(l)) {
+        out.push(pid);
+        break;
+      }
+    }
+  }
+  return out;
+}
