@@ -3,16 +3,16 @@
  * tree (`release build`, the default for `swarm update`), or pack the running
  * executable (`--self`). Each yields a .tar.gz, its manifest and its id.
  */
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { type Manifest, type ManifestFile, releaseId } from "../protocol/manifest.ts";
+import { type Manifest, type ManifestFile, Manifest as Schema, releaseId } from "../protocol/manifest.ts";
 import { buildInfo } from "../lib/build-info.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
-import { writeTarball } from "../lib/tarball.ts";
+import { readTarball, writeTarball } from "../lib/tarball.ts";
 
 export interface Release {
   file: string;
@@ -123,4 +123,59 @@ export async function buildRelease(o: { out?: string; target?: "linux-x64" | "li
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** True when `file` starts with the gzip magic: a release tarball, not an executable. */
+function isGzip(file: string): boolean {
+  const fd = openSync(file, "r");
+  try {
+    const b = Buffer.alloc(2);
+    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and checks manifest.json from a release tarball without unpacking the rest. */
+export async function readReleaseManifest(file: string): Promise<Manifest> {
+  let text: string | null = null;
+  const STOP = new Error("stop");
+  try {
+    await readTarball(Bun.file(file).stream(), (e) => {
+      if (e.path !== RELEASE_MANIFEST) throw new DecnetError("failed", `${file}: the first entry is ${e.path}, not ${RELEASE_MANIFEST}`);
+      const chunks: Uint8Array[] = [];
+      e.onData((c) => chunks.push(c));
+      e.onEnd(() => {
+        text = Buffer.concat(chunks).toString("utf8");
+        throw STOP;
+      });
+    });
+  } catch (e) {
+    if (e !== STOP) throw e instanceof DecnetError ? e : new DecnetError("failed", `${file} is not a release tarball: ${(e as Error).message}`);
+  }
+  if (text === null) throw new DecnetError("failed", `${file} has no ${RELEASE_MANIFEST}`);
+  const r = Schema.safeParse(JSON.parse(text));
+  if (!r.success) throw new DecnetError("failed", `${file}: invalid manifest: ${r.error.issues[0]?.message}`);
+  if (releaseId(r.data.files) !== r.data.id) throw new DecnetError("failed", `${file}: manifest id does not match its files`);
+  return r.data;
+}
+
+/**
+ * The release for a push, in order of explicitness: --artifact (a release
+ * tarball, or an executable to pack), --self, or a build of the working tree.
+ */
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string }): Promise<Release> {
+  if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
+  const out = join(o.outDir, `push-${process.pid}-${Date.now()}.tar.gz`);
+  if (o.artifact) {
+    const file = resolve(o.cwd ?? process.cwd(), o.artifact);
+    if (!existsSync(file)) throw usageError(`--artifact ${o.artifact}: no such file`);
+    if (isGzip(file)) {
+      const manifest = await readReleaseManifest(file);
+      return { file, manifest, size: statSync(file).size, source: `artifact ${o.artifact}` };
+    }
+    return pack({ file, out, source: `artifact ${o.artifact} (packed)` });
+  }
+  if (o.self) return packSelf(out);
+  return buildRelease({ out, cwd: o.cwd });
 }

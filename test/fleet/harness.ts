@@ -1,0 +1,239 @@
+/**
+ * The fleet harness shared by the e2e tests, `bun run demo` and the
+ * benchmarks: builds the binary once, packs the releases once, and starts
+ * workers on their own 127.0.B.N addresses with default ports and temporary
+ * install dirs — all from the one compiled binary. `await using` stops
+ * everything it started.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { build } from "../../build.ts";
+import type { ReleasesResponse, UpdaterHealth } from "../../src/protocol/updater.ts";
+import { clientTls, readBundle, type Bundle } from "../../src/lib/tls.ts";
+import { bundlePaths, installPaths } from "../../src/lib/paths.ts";
+import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+export const FIXTURES = join(ROOT, "test/fixtures/releases");
+const CACHE = join(ROOT, ".cache/test");
+
+export interface Built {
+  bin: string;
+  bin2: string;
+  version: string;
+  version2: string;
+}
+
+let built: Promise<Built> | undefined;
+
+/** dist-like binaries for this source tree: v1 (package version) and v2 (another version). */
+export function binaries(): Promise<Built> {
+  built ??= (async () => {
+    mkdirSync(CACHE, { recursive: true });
+    const a = await build({ out: join(CACHE, "decnet") });
+    const b = await build({ out: join(CACHE, "decnet-v2"), version: `${a.version}-next` });
+    return { bin: a.out, bin2: b.out, version: a.version, version2: b.version };
+  })();
+  return built;
+}
+
+export interface Packed {
+  file: string;
+  id: string;
+  version: string;
+}
+
+const packed = new Map<string, Promise<Packed>>();
+
+/** Packs a release with the CLI itself (`decnet release pack`), once per name. */
+export function release(name: "v1" | "v2" | "agent-exits" | "agent-silent" | "version-fails"): Promise<Packed> {
+  let p = packed.get(name);
+  if (!p) {
+    p = (async () => {
+      const b = await binaries();
+      const src = name === "v1" ? b.bin : name === "v2" ? b.bin2 : join(FIXTURES, `${name}.sh`);
+      const out = join(CACHE, `${name}.tar.gz`);
+      const args = ["release", "pack", src, "--out", out, ...(name === "version-fails" ? ["--version", "9.9.9"] : [])];
+      const r = await runCli(b.bin, args, {});
+      if (r.code !== 0) throw new Error(`pack ${name} failed: ${r.stderr}`);
+      const m = JSON.parse(await tarManifest(out)) as { id: string; version: string };
+      return { file: out, id: m.id, version: m.version };
+    })();
+    packed.set(name, p);
+  }
+  return p;
+}
+
+async function tarManifest(file: string): Promise<string> {
+  const p = Bun.spawn(["tar", "xzOf", file, "manifest.json"], { stdout: "pipe" });
+  const text = await new Response(p.stdout).text();
+  await p.exited;
+  return text;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runCli(bin: string, args: string[], env: Record<string, string>, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const p = Bun.spawn([bin, ...args], { env: { ...process.env, ...env }, cwd: opts.cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** Waits for `fn` to return a truthy value, polling; never a bare sleep. */
+export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    await Bun.sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+let blockCounter = 0;
+/** A fresh 127.0.B.0/24 block per fleet, so fleets in one run never share an address. */
+function nextBlock(): number {
+  blockCounter += 1;
+  return 1 + ((process.pid * 13 + blockCounter * 7) % 250);
+}
+
+export interface Worker {
+  name: string;
+  address: string;
+  agentBundle: string;
+  updaterBundle: string;
+  installDir: string;
+  paths: ReturnType<typeof installPaths>;
+}
+
+export interface FleetOptions {
+  workers: number;
+  /** Extra env for every CLI call and daemon (e.g. a shorter probe deadline). */
+  env?: Record<string, string>;
+  enroll?: boolean;
+}
+
+export class Fleet implements AsyncDisposable {
+  readonly workers: Worker[] = [];
+  readonly env: Record<string, string>;
+  private masterBundle?: Bundle;
+
+  private constructor(
+    readonly root: string,
+    readonly bin: string,
+    readonly block: number,
+    env: Record<string, string>,
+  ) {
+    this.env = { DECNET_HOME: join(root, "home"), DECNET_LOG_LEVEL: "info", ...env };
+  }
+
+  static async create(o: FleetOptions): Promise<Fleet> {
+    const b = await binaries();
+    const root = mkdtempSync(join(tmpdir(), "decnet-fleet-"));
+    const fleet = new Fleet(root, b.bin, nextBlock(), o.env ?? {});
+    for (let i = 1; i <= o.workers; i++) {
+      const name = `w${i}`;
+      const address = `127.0.${fleet.block}.${i}`;
+      const agentBundle = join(root, "bundles", name);
+      const installDir = join(root, "workers", name);
+      fleet.workers.push({ name, address, agentBundle, updaterBundle: `${agentBundle}-updater`, installDir, paths: installPaths(installDir) });
+      if (o.enroll !== false) {
+        const r = await fleet.cli(["swarm", "enroll", "--host", name, "--address", address, "--updater", "--out-dir", agentBundle]);
+        if (r.code !== 0) throw new Error(`enroll ${name}: ${r.stderr}`);
+      }
+    }
+    return fleet;
+  }
+
+  cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+    return runCli(this.bin, args, { ...this.env, ...opts.env }, { cwd: opts.cwd ?? this.root });
+  }
+
+  worker(name: string): Worker {
+    const w = this.workers.find((x) => x.name === name);
+    if (!w) throw new Error(`no worker ${name}`);
+    return w;
+  }
+
+  updaterArgs(w: Worker): string[] {
+    return ["updater", "--host", w.address, "--updater-dir", w.updaterBundle, "--agent-dir", w.agentBundle, "--install-dir", w.installDir];
+  }
+
+  /** `decnet updater --daemon`; resolves once it answers. */
+  async startUpdater(w: Worker, env: Record<string, string> = {}): Promise<number> {
+    const r = await this.cli([...this.updaterArgs(w), "--daemon"], { env });
+    if (r.code !== 0) throw new Error(`updater ${w.name} did not start: ${r.stderr}`);
+    return Number(readFileSync(w.paths.updater.pid, "utf8"));
+  }
+
+  async startAgent(w: Worker, opts: { bin?: string } = {}): Promise<number> {
+    const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], this.env);
+    if (r.code !== 0) throw new Error(`agent ${w.name} did not start: ${r.stderr}`);
+    return Number(readFileSync(w.paths.agentPid, "utf8"));
+  }
+
+  /** Starts every worker's updater and pushes `v1` so each has a healthy agent. */
+  async startAll(): Promise<void> {
+    await Promise.all(this.workers.map((w) => this.startUpdater(w)));
+  }
+
+  master(): Bundle {
+    this.masterBundle ??= readBundle(bundlePaths(join(this.env.DECNET_HOME!, "ca", "master"), "worker"), "run a swarm command first");
+    return this.masterBundle;
+  }
+
+  /** mTLS request as the master (or as `as`), checking the server's CN. */
+  async request(w: Worker, role: "agent" | "updater", path: string, init: RequestInit & { as?: Bundle } = {}): Promise<Response> {
+    const port = role === "agent" ? 8765 : 8766;
+    const cn = role === "agent" ? w.name : `updater@${w.name}`;
+    const { as, ...rest } = init;
+    return fetch(`https://${w.address}:${port}${path}`, { ...rest, tls: clientTls(as ?? this.master(), cn), signal: AbortSignal.timeout(60_000) } as RequestInit);
+  }
+
+  async health(w: Worker): Promise<UpdaterHealth> {
+    return (await (await this.request(w, "updater", "/health")).json()) as UpdaterHealth;
+  }
+
+  async releases(w: Worker): Promise<ReleasesResponse> {
+    return (await (await this.request(w, "updater", "/releases")).json()) as ReleasesResponse;
+  }
+
+  /** POST /update with a tarball (or raw bytes). */
+  async push(w: Worker, body: string | Uint8Array): Promise<{ status: number; body: any }> {
+    const data = typeof body === "string" ? Bun.file(body) : body;
+    const res = await this.request(w, "updater", "/update", { method: "POST", body: data });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try { parsed = JSON.parse(text); } catch {}
+    return { status: res.status, body: parsed };
+  }
+
+  /** Every process started for this fleet (its paths appear in their argv). */
+  processes(): number[] {
+    return allPids().filter((p) => p !== process.pid && isAlive(p) && cmdline(p).some((a) => a.startsWith(this.root)));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const sig of ["SIGTERM", "SIGKILL"] as const) {
+      const pids = this.processes();
+      for (const p of pids) try { process.kill(p, sig); } catch {}
+      const deadline = Date.now() + 3_000;
+      while (this.processes().length && Date.now() < deadline) await Bun.sleep(20);
+      if (!this.processes().length) break;
+    }
+    if (!process.env.DECNET_KEEP_FLEET) rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
