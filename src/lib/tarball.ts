@@ -70,7 +70,10 @@ export async function readTarball(src: AsyncIterable<Uint8Array>, onEntry: (e: R
     for await (const chunk of src) {
       if (failure) break;
       if (!parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
-        await new Promise<void>((r) => { parser.once("drain", r); parser.once("error", () => r()); });
+        // A corrupt gzip errors synchronously inside write(): never wait on a
+        // drain that will not come.
+        if (failure) break;
+        await Promise.race([new Promise<void>((r) => parser.once("drain", r)), settled]);
       }
     }
   } catch (e) {

@@ -11,7 +11,7 @@ import { Fleet } from "../fleet/harness.ts";
 let fleet: Fleet;
 beforeAll(async () => {
   fleet = await Fleet.create({ workers: 0 });
-});
+}, 180_000);
 afterAll(() => fleet[Symbol.asyncDispose]());
 
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";

@@ -22,7 +22,7 @@ beforeAll(async () => {
   otherCa = readBundle(bundlePaths(join(otherHome, "ca", "master"), "worker"), "");
   await fleet.startAgent(fleet.worker("w1"));
   await fleet.startUpdater(fleet.worker("w1"));
-});
+}, 180_000);
 afterAll(() => fleet[Symbol.asyncDispose]());
 
 async function outcome(role: "agent" | "updater", as: Bundle | null): Promise<string> {

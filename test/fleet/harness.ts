@@ -154,6 +154,9 @@ export class Fleet implements AsyncDisposable {
         if (r.code !== 0) throw new Error(`enroll ${name}: ${r.stderr}`);
       }
     }
+    // Materialises the master identity, as any swarm command does.
+    const list = await fleet.cli(["swarm", "list"]);
+    if (list.code !== 0) throw new Error(`swarm list: ${list.stderr}`);
     return fleet;
   }
 
@@ -199,7 +202,7 @@ export class Fleet implements AsyncDisposable {
     const port = role === "agent" ? 8765 : 8766;
     const cn = role === "agent" ? w.name : `updater@${w.name}`;
     const { as, ...rest } = init;
-    return fetch(`https://${w.address}:${port}${path}`, { ...rest, tls: clientTls(as ?? this.master(), cn), signal: AbortSignal.timeout(60_000) } as RequestInit);
+    return fetch(`https://${w.address}:${port}${path}`, { ...rest, tls: clientTls(as ?? this.master(), cn), signal: rest.signal ?? AbortSignal.timeout(60_000) } as RequestInit);
   }
 
   async health(w: Worker): Promise<UpdaterHealth> {

@@ -48,13 +48,13 @@ export class AgentOps {
     return this.slots.manifest(id)?.version ?? "?";
   }
 
-  async update(body: ReadableStream<Uint8Array> | null, contentLength: number | null): Promise<SwitchResponse> {
+  async update(body: ReadableStream<Uint8Array> | null, contentLength: number | null, signal?: AbortSignal): Promise<SwitchResponse> {
     const started = (this.d.now?.() ?? new Date()).toISOString();
     const from = this.slots.current();
     const prev = this.slots.previous();
     this.journal({ op: "update", phase: "staging", from, prev, target: null, pid: null }, started);
     try {
-      const staged = await stageUpload(this.d.paths, body, { maxBytes: this.d.cfg.maxUploadBytes, contentLength });
+      const staged = await stageUpload(this.d.paths, body, { maxBytes: this.d.cfg.maxUploadBytes, contentLength, signal });
       try {
         await installCheck(staged);
       } catch (e) {

@@ -55,7 +55,7 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
           // Install, restart and probes may take a while with nothing on the wire.
           server?.timeout(req, 0);
           const len = req.headers.get("content-length");
-          return d.ops.update(req.body, len === null ? null : Number(len));
+          return d.ops.update(req.body, len === null ? null : Number(len), req.signal);
         }),
     }),
   };

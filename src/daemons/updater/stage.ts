@@ -25,13 +25,18 @@ export interface Staged {
 const bad = (message: string, detail?: unknown) => new DecnetError("bad_archive", message, { detail });
 
 /** Yields the body's chunks, refusing past `max` bytes or after a stall. */
-async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { n: number }): AsyncGenerator<Uint8Array> {
+async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { n: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   try {
     for (;;) {
       let timer: Timer | undefined;
+      let onAbort: (() => void) | undefined;
       const stall = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(bad(`upload stalled: nothing received for ${UPLOAD_STALL_MS / 1000} s`)), UPLOAD_STALL_MS);
+        // The client hung up: Bun aborts the request's signal, the body may just stop.
+        onAbort = () => reject(bad("upload ended early: the client disconnected"));
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener("abort", onAbort, { once: true });
       });
       let r: Awaited<ReturnType<typeof reader.read>>;
       try {
@@ -41,6 +46,7 @@ async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { 
         throw bad(`upload ended early: ${(e as Error).message}`);
       } finally {
         clearTimeout(timer);
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
       }
       if (r.done) return;
       count.n += r.value.byteLength;
@@ -65,6 +71,8 @@ function entryProblem(e: RawEntry): string | null {
 export interface StageOptions {
   maxBytes: number;
   contentLength: number | null;
+  /** The request's signal: aborted when the client disconnects. */
+  signal?: AbortSignal;
   tag?: string;
 }
 
@@ -81,7 +89,7 @@ export async function stageUpload(slots: SlotPaths, body: ReadableStream<Uint8Ar
   let manifestText = "";
   const done = new Map<string, ManifestFile>();
   try {
-    await readTarball(limited(body, o.maxBytes, count), (e) => {
+    await readTarball(limited(body, o.maxBytes, count, o.signal), (e) => {
       const problem = entryProblem(e);
       if (problem) throw bad(`refused: ${problem}`);
       if (!manifest) {
