@@ -1,0 +1,50 @@
+/**
+ * The updater restarts exactly this worker's agent: found without a pid file,
+ * a --daemon agent (which detached) really replaced, and another worker's
+ * agent on the same machine left alone.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { Fleet, release } from "../fleet/harness.ts";
+import { isAlive, listeningInodes, pidsHoldingSockets } from "../../src/lib/procfs.ts";
+
+let fleet: Fleet;
+beforeAll(async () => {
+  fleet = await Fleet.create({ workers: 2 });
+}, 180_000);
+afterAll(() => fleet[Symbol.asyncDispose]());
+
+const holders = (address: string) => pidsHoldingSockets(listeningInodes(address, 8765)).filter(isAlive);
+
+test("an update replaces a hand-started --daemon agent with no pid file, and leaves the other worker's agent alone", async () => {
+  const [w1, w2] = [fleet.worker("w1"), fleet.worker("w2")];
+  const other = await fleet.startAgent(w2);
+  const mine = await fleet.startAgent(w1);
+  rmSync(w1.paths.agentPid);
+  await fleet.startUpdater(w1);
+  const v1 = await release("v1");
+  const r = await fleet.push(w1, v1.file);
+  const pidFile = Number(readFileSync(w1.paths.agentPid, "utf8"));
+  expect({
+    status: r.status,
+    oldAgentAlive: isAlive(mine),
+    w1PortHolders: holders(w1.address),
+    pidFileNamesTheNewAgent: pidFile === r.body.agent_pid && pidFile !== mine,
+    otherAgent: { alive: isAlive(other), holders: holders(w2.address), pidFile: Number(readFileSync(w2.paths.agentPid, "utf8")) },
+  }).toEqual({
+    status: 200,
+    oldAgentAlive: false,
+    w1PortHolders: [pidFile],
+    pidFileNamesTheNewAgent: true,
+    otherAgent: { alive: true, holders: [other], pidFile: other },
+  });
+});
+
+test("SIGTERM stops an agent cleanly: socket and pid file removed, port free", async () => {
+  const w2 = fleet.worker("w2");
+  const pid = Number(readFileSync(w2.paths.agentPid, "utf8"));
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + 5000;
+  while (isAlive(pid) && Date.now() < deadline) await Bun.sleep(20);
+  expect({ alive: isAlive(pid), sock: existsSync(w2.paths.agentSock), pidFile: existsSync(w2.paths.agentPid), holders: holders(w2.address) }).toEqual({ alive: false, sock: false, pidFile: false, holders: [] });
+});
