@@ -82,6 +82,8 @@ export async function runCli(root: CommandDef<any>, rawArgs = process.argv.slice
   try {
     if (rawArgs.includes("--help") || rawArgs.includes("-h") || rawArgs.length === 0) {
       await showUsage(...(await helpTarget(root, rawArgs)));
+      // No command at all is bad usage; asking for help is not.
+      if (rawArgs.length === 0) process.exitCode = 2;
       return;
     }
     await runCommand(root, { rawArgs });

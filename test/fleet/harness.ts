@@ -240,3 +240,28 @@ export class Fleet implements AsyncDisposable {
   }
 }
 
+
+/**
+ * A release that is healthy everywhere except on `failAddress`: its `decnet`
+ * is a wrapper that execs the real binary (shipped beside it as a second
+ * manifest file), but exits at once when started on that address — like a
+ * release that needs a host setting one host lacks.
+ */
+export async function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
+  const { mkdtempSync, copyFileSync, chmodSync, writeFileSync, statSync } = await import("node:fs");
+  const { releaseId } = await import("../../src/protocol/manifest.ts");
+  const { writeTarball } = await import("../../src/lib/tarball.ts");
+  const { sha256File } = await import("../../src/core/release.ts");
+  const b = await binaries();
+  const dir = mkdtempSync(join(tmpdir(), "decnet-hostdep-"));
+  const script = `#!/bin/sh\ncase " $* " in *" --host ${failAddress} "*) echo "fixture: this host lacks /etc/decnet/needed.conf" >&2; exit 3;; esac\nexec "$(dirname "$0")/decnet-real" "$@"\n`;
+  writeFileSync(join(dir, "decnet"), script);
+  copyFileSync(b.bin, join(dir, "decnet-real"));
+  for (const f of ["decnet", "decnet-real"]) chmodSync(join(dir, f), 0o755);
+  const files = await Promise.all(["decnet", "decnet-real"].map(async (p) => ({ path: p, mode: "0755", size: statSync(join(dir, p)).size, sha256: await sha256File(join(dir, p)) })));
+  const id = releaseId(files);
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ format: 1, name: "decnet", version: b.version, git: { sha: "fixture", dirty: false }, built_at: null, target: "linux-x64", files, id }));
+  await writeTarball(out, dir, ["manifest.json", "decnet", "decnet-real"]);
+  rmSync(dir, { recursive: true, force: true });
+  return { file: out, id, version: b.version };
+}
