@@ -2,7 +2,9 @@
  * Terminal output: aligned tables, colour only on a TTY, and per-host status
  * words coloured by outcome (updated green, rolled-back yellow, error red).
  */
-const tty = () => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+import { env } from "../lib/env.ts";
+
+const tty = () => Boolean(process.stdout.isTTY) && !env("NO_COLOR");
 
 const COLOURS: Record<string, string> = { updated: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
 

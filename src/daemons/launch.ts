@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { resolveAgentConfig, resolveUpdaterConfig, DEFAULT_INSTALL_DIR } from "../lib/config.ts";
 import { daemonize, withoutDaemonFlag } from "../lib/daemonize.ts";
-import { loadEnvLocal } from "../lib/env.ts";
+import { env, loadEnvLocal } from "../lib/env.ts";
 import { createLogger } from "../lib/log.ts";
 import { bundlePaths, installPaths } from "../lib/paths.ts";
 import { readBundle } from "../lib/tls.ts";
@@ -13,7 +13,7 @@ import { readBundle } from "../lib/tls.ts";
 type Flags = Record<string, unknown>;
 
 function loadEnv(flags: Flags): void {
-  const dir = typeof flags.installDir === "string" && flags.installDir ? flags.installDir : process.env.DECNET_UPDATER_INSTALL_DIR ?? DEFAULT_INSTALL_DIR;
+  const dir = typeof flags.installDir === "string" && flags.installDir ? flags.installDir : env("DECNET_UPDATER_INSTALL_DIR") ?? DEFAULT_INSTALL_DIR;
   loadEnvLocal(installPaths(dir).envLocal);
 }
 

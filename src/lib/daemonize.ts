@@ -4,7 +4,7 @@
  * control socket, or fail with the log's tail.
  */
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { localHealth } from "../daemons/control-socket.ts";
+import { localHealth } from "./control-socket.ts";
 import { envSnapshot } from "./env.ts";
 import { DecnetError } from "./errors.ts";
 import { timeouts } from "./timeouts.ts";

@@ -11,7 +11,7 @@ import type { Logger } from "../../lib/log.ts";
 import type { InstallPaths } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/procfs.ts";
 import { timeouts } from "../../lib/timeouts.ts";
-import { localHealth } from "../control-socket.ts";
+import { localHealth } from "../../lib/control-socket.ts";
 import { commit, installCheck } from "./install.ts";
 import { clearJournal, type Journal, readJournal, writeJournal } from "./journal.ts";
 import { probe } from "./probe.ts";

@@ -5,7 +5,7 @@
  */
 import type { ProbeTranscript } from "../../protocol/common.ts";
 import { isAlive } from "../../lib/procfs.ts";
-import { localHealth } from "../control-socket.ts";
+import { localHealth } from "../../lib/control-socket.ts";
 
 export interface ProbeOptions {
   sock: string;

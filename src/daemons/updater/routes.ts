@@ -5,7 +5,7 @@
 import type { UpdaterHealth } from "../../protocol/updater.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import { DecnetError } from "../../lib/errors.ts";
-import { localHealth } from "../control-socket.ts";
+import { localHealth } from "../../lib/control-socket.ts";
 import { route, type Routes } from "../server.ts";
 import type { AgentOps } from "./ops.ts";
 

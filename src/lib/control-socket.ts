@@ -1,7 +1,7 @@
 /**
- * The local control socket (agent.sock, updater.sock): GET /health over plain
- * HTTP on a 0600 unix socket, and the client that probes it. No TLS: the
- * updater's certificate is serverAuth-only, and the socket's mode is the gate.
+ * The local control socket client (agent.sock, updater.sock): GET /health over
+ * plain HTTP on a 0600 unix socket (served by daemons/server.ts listenUnix).
+ * No TLS: the updater's certificate is serverAuth-only; the socket's mode is the gate.
  */
 export interface LocalHealth {
   status: string;

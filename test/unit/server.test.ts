@@ -1,0 +1,56 @@
+/**
+ * The daemon app is a fetch function: called with `new Request`, no TLS and no
+ * port. Errors come back as {error:{code,message,detail?}} with the mapped status.
+ */
+import { expect, test } from "bun:test";
+import { z } from "zod";
+import { createApp, route } from "../../src/daemons/server.ts";
+import { agentRoutes, agentLocalRoutes } from "../../src/daemons/agent/routes.ts";
+import { DecnetError } from "../../src/lib/errors.ts";
+import { createLogger } from "../../src/lib/log.ts";
+
+// Unknown errors are logged with their stack; keep the test output quiet.
+const log = createLogger("test", { daemon: true });
+log.error = Object.assign(() => {}, { raw: () => {} });
+const app = createApp(
+  {
+    "GET /boom": route({ handle: () => { throw new Error("secret internals"); } }),
+    "GET /busy": route({ handle: () => { throw new DecnetError("busy", "another operation is in flight"); } }),
+    "POST /echo": route({ body: z.object({ n: z.number() }), handle: ({ body }) => ({ twice: body.n * 2 }) }),
+  },
+  log,
+);
+
+async function call(method: string, path: string, body?: string) {
+  const res = await app(new Request(`http://x${path}`, { method, body }));
+  return { status: res.status, body: await res.json() };
+}
+
+test("routing, validation and the error body", async () => {
+  expect(await Promise.all([
+    call("POST", "/echo", '{"n":21}'),
+    call("POST", "/echo", '{"n":"x"}'),
+    call("POST", "/echo", "not json"),
+    call("GET", "/echo"),
+    call("GET", "/nope"),
+    call("GET", "/busy"),
+    call("GET", "/boom"),
+  ])).toEqual([
+    { status: 200, body: { twice: 42 } },
+    { status: 400, body: { error: { code: "bad_request", message: "invalid request body", detail: [{ path: "n", message: "Invalid input: expected number, received string" }] } } },
+    { status: 400, body: { error: { code: "bad_request", message: "request body is not JSON" } } },
+    { status: 405, body: { error: { code: "method_not_allowed", message: "GET is not allowed on /echo" } } },
+    { status: 404, body: { error: { code: "not_found", message: "no route /nope" } } },
+    { status: 423, body: { error: { code: "busy", message: "another operation is in flight" } } },
+    { status: 500, body: { error: { code: "internal", message: "internal error" } } },
+  ]);
+});
+
+test("route tables are kept sorted", async () => {
+  const { updaterRoutes, updaterLocalRoutes } = await import("../../src/daemons/updater/routes.ts");
+  const deps = {} as never;
+  for (const table of [agentRoutes(deps), agentLocalRoutes(deps), updaterRoutes(deps), updaterLocalRoutes(deps)]) {
+    const keys = Object.keys(table);
+    expect(keys).toEqual([...keys].sort());
+  }
+});
