@@ -3,10 +3,13 @@
  * a --daemon agent (which detached) really replaced, and another worker's
  * agent on the same machine left alone.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { Fleet, release } from "../fleet/harness.ts";
 import { isAlive, listeningInodes, pidsHoldingSockets } from "../../src/lib/procfs.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 beforeAll(async () => {

@@ -2,10 +2,13 @@
  * kill -9 of the updater mid-upload and mid-probe: after a restart the worker
  * is on the old release with a healthy agent, no staging, no stray agent.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 let w: Worker;

@@ -2,11 +2,14 @@
  * Enrollment as an outside tool sees it (node:crypto's X509 parser, not the
  * library that wrote the certificates), and the registry round trip.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Fleet } from "../fleet/harness.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 beforeAll(async () => {

@@ -3,12 +3,15 @@
  * writes nothing outside staging, leaves no staging, installs no setuid file,
  * and leaves the worker exactly as it was.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { manifest, SCRIPT, sha256, tar, tgz } from "../fixtures/tar.ts";
 import { gzipSync } from "node:zlib";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 let w: Worker;

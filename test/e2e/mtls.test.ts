@@ -3,11 +3,14 @@
  * master identity gets in; no certificate, another CA, and any worker's
  * certificate (agent or updater) are refused in the handshake.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { Fleet, runCli, binaries } from "../fleet/harness.ts";
 import { bundlePaths } from "../../src/lib/paths.ts";
 import { readBundle, type Bundle } from "../../src/lib/tls.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 let otherCa: Bundle;

@@ -4,11 +4,14 @@
  * with every worker down, --json against the table, rollback and releases,
  * and the push history in the registry.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { Database } from "bun:sqlite";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Fleet, hostDependentRelease, release, type CliResult } from "../fleet/harness.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 beforeAll(async () => {

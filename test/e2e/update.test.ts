@@ -3,10 +3,13 @@
  * the agent (rolled back with both transcripts), a release that fails its
  * install check (nothing switched), one operation at a time, and rollback.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { isAlive } from "../../src/lib/procfs.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 let w: Worker;
