@@ -11,6 +11,7 @@ function line(p: Progress): string {
     case "uploading": return `uploading ${mb(p.sent)} / ${mb(p.total)}`;
     case "installing": return "installing, restarting and probing the agent";
     case "verifying": return "checking the agent's /health";
+    case "self-updating": return "updating the updater itself";
     case "done": return `${p.result.agent} in ${(p.result.duration_ms / 1000).toFixed(1)} s`;
   }
 }

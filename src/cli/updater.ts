@@ -14,6 +14,7 @@ export default defineCommand({
     "agent-port": { type: "string", description: "Port the agent listens on (default 8765)" },
     "agent-supervisor": { type: "enum", options: ["spawn", "systemd"], description: "How to restart the agent (default spawn)" },
     ...daemonArg,
+    preflight: { type: "boolean", description: "Load and check everything, bind nothing, exit" },
   },
   run: action(async ({ args }) => {
     const { startUpdater } = await import("../daemons/launch.ts");

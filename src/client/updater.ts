@@ -1,6 +1,8 @@
 /** One typed function per updater route. */
 import { statSync } from "node:fs";
 import { ReleasesResponse, SwitchResponse, UpdaterHealth } from "../protocol/updater.ts";
+import type { UpdaterHealth as Health } from "../protocol/updater.ts";
+import { RemoteError } from "../lib/errors.ts";
 import { timeouts } from "../lib/timeouts.ts";
 import { call, type Endpoint } from "./http.ts";
 
@@ -15,7 +17,7 @@ export const rollback = (e: UpdaterEndpoint) => call(ep(e), "/rollback", { metho
  * Streams a release tarball to /update, reporting bytes as they leave. The
  * file is never read whole into memory.
  */
-export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number) => void) {
+export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number) => void, path = "/update") {
   const total = statSync(file).size;
   let sent = 0;
   const src = Bun.file(file).stream();
@@ -28,7 +30,7 @@ export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: 
       },
     }),
   );
-  const result = await call(ep(e), "/update", {
+  const result = await call(ep(e), path, {
     method: "POST",
     schema: SwitchResponse,
     body: counted,
@@ -36,4 +38,27 @@ export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: 
     timeoutMs: timeouts.upload(total),
   });
   return { result, bytesSent: sent };
+}
+
+/** /update-self: the same streamed upload; answered 202 before the updater re-executes. */
+export const updateSelf = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number) => void) =>
+  update(e, file, onBytes, "/update-self?confirm_self=true");
+
+/** Polls the updater's /health until it reports `release`, or throws at the deadline. */
+export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<Health> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  let wait = 100;
+  while (Date.now() < deadline) {
+    try {
+      const h = await updaterHealth(e);
+      if (h.release === release) return h;
+      last = `it still reports release ${h.release?.slice(0, 12) ?? "none"}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : err;
+    }
+    await Bun.sleep(wait);
+    wait = Math.min(wait * 2, 1000);
+  }
+  throw new RemoteError(e.host, "timeout", `the updater did not come back on release ${release.slice(0, 12)} within ${Math.round(timeoutMs / 1000)} s (${String(last)})`, 0, undefined, "check updater.log on the host; raise DECNET_SELF_UPDATE_TIMEOUT_MS for a slow host");
 }

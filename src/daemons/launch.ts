@@ -2,7 +2,9 @@
  * Starting a daemon from the CLI: load `.env.local`, resolve the config, check
  * the bundle, then either serve in this process or detach a copy (--daemon).
  */
-import { mkdirSync } from "node:fs";
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { createSecureContext } from "node:tls";
+import { DecnetError } from "../lib/errors.ts";
 import { resolveAgentConfig, resolveUpdaterConfig, DEFAULT_INSTALL_DIR } from "../lib/config.ts";
 import { daemonize, withoutDaemonFlag } from "../lib/daemonize.ts";
 import { env, loadEnvLocal } from "../lib/env.ts";
@@ -32,9 +34,36 @@ export async function startAgent(flags: Flags, detach: boolean): Promise<void> {
   await start(cfg, createLogger("agent", { daemon: true }));
 }
 
+/**
+ * Loads and checks everything an updater needs — config, both bundles, that
+ * each certificate matches its key, the install dir — and binds nothing. A
+ * self-update runs the new binary this way before it may replace the old one.
+ */
+function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): void {
+  const bundles = [
+    readBundle(bundlePaths(cfg.updaterDir, "updater"), `pass --updater-dir with the updater bundle`),
+    readBundle(bundlePaths(cfg.agentDir, "worker"), `pass --agent-dir with the agent bundle`),
+  ];
+  for (const b of bundles) {
+    try {
+      createSecureContext({ cert: b.cert, key: b.key, ca: b.ca });
+    } catch (e) {
+      throw new DecnetError("failed", `a certificate bundle does not load: ${(e as Error).message}`);
+    }
+  }
+  const paths = installPaths(cfg.installDir);
+  mkdirSync(paths.updater.root, { recursive: true });
+  accessSync(paths.root, constants.W_OK);
+}
+
 export async function startUpdater(flags: Flags, detach: boolean): Promise<void> {
   loadEnv(flags);
   const cfg = resolveUpdaterConfig(flags);
+  if (flags.preflight) {
+    preflight(cfg);
+    process.stdout.write(`preflight ok: updater for ${cfg.installDir} on ${cfg.host}:${cfg.port}\n`);
+    return;
+  }
   if (detach) {
     readBundle(bundlePaths(cfg.updaterDir, "updater"), `pass --updater-dir with the updater bundle`);
     const paths = installPaths(cfg.installDir);

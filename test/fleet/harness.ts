@@ -47,7 +47,7 @@ export interface Packed {
 const packed = new Map<string, Promise<Packed>>();
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
-export function release(name: "v1" | "v2" | "agent-exits" | "agent-silent" | "version-fails"): Promise<Packed> {
+export function release(name: "v1" | "v2" | "agent-exits" | "agent-silent" | "version-fails" | "preflight-fails"): Promise<Packed> {
   let p = packed.get(name);
   if (!p) {
     p = (async () => {
@@ -175,8 +175,8 @@ export class Fleet implements AsyncDisposable {
   }
 
   /** `decnet updater --daemon`; resolves once it answers. */
-  async startUpdater(w: Worker, env: Record<string, string> = {}): Promise<number> {
-    const r = await this.cli([...this.updaterArgs(w), "--daemon"], { env });
+  async startUpdater(w: Worker, env: Record<string, string> = {}, bin = this.bin): Promise<number> {
+    const r = await runCli(bin, [...this.updaterArgs(w), "--daemon"], { ...this.env, ...env }, { cwd: this.root });
     if (r.code !== 0) throw new Error(`updater ${w.name} did not start: ${r.stderr}`);
     return Number(readFileSync(w.paths.updater.pid, "utf8"));
   }

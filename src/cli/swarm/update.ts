@@ -12,6 +12,7 @@ export default defineCommand({
     all: { type: "boolean", description: "Every host not decommissioned" },
     artifact: { type: "string", description: "A release .tar.gz (or an executable to pack)" },
     self: { type: "boolean", description: "Push the running decnet executable" },
+    "include-self": { type: "boolean", description: "Then update each host's updater (only where the agent updated)" },
     "dry-run": { type: "boolean", description: "Show the release and the hosts; touch no network" },
     concurrency: { type: "string", description: "Hosts pushed at once (default 8)" },
     ...jsonArg,
@@ -24,6 +25,7 @@ export default defineCommand({
     const report = await update({
       hosts,
       all: Boolean(args.all),
+      includeSelf: Boolean(args["include-self"]),
       artifact: args.artifact,
       self: Boolean(args.self),
       dryRun: Boolean(args["dry-run"]),
@@ -43,7 +45,7 @@ export default defineCommand({
     }
     if (args.json) printJson({ release: { id: report.release.id, version: report.release.version, size: report.release.size }, hosts: report.hosts });
     else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === "—" ? h.self : paint(h.self), h.detail])));
-    const failed = report.hosts.filter((h) => h.agent !== "updated").length;
+    const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error").length;
     if (failed) {
       if (!args.json) process.stderr.write(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);
       process.exitCode = 1;

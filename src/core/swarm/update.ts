@@ -9,7 +9,8 @@ import { os } from "../../lib/os-user.ts";
 import { RemoteError, DecnetError, errorMessage, usageError } from "../../lib/errors.ts";
 import { homePaths } from "../../lib/paths.ts";
 import { agentHealth } from "../../client/agent.ts";
-import { update as pushUpdate } from "../../client/updater.ts";
+import { update as pushUpdate, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
+import { timeouts } from "../../lib/timeouts.ts";
 import type { RolledBackDetail } from "../../protocol/updater.ts";
 import { ensureMasterIdentity } from "../ca.ts";
 import { type Host, Registry } from "../registry.ts";
@@ -35,11 +36,14 @@ export type Progress =
   | { host: string; phase: "uploading"; sent: number; total: number }
   | { host: string; phase: "installing" }
   | { host: string; phase: "verifying" }
+  | { host: string; phase: "self-updating" }
   | { host: string; phase: "done"; result: HostResult };
 
 export interface UpdateOptions {
   hosts: string[];
   all: boolean;
+  /** After a healthy agent update, replace the updater too (per host). */
+  includeSelf?: boolean;
   artifact?: string;
   self?: boolean;
   dryRun?: boolean;
@@ -70,9 +74,24 @@ function describe(e: unknown): { outcome: Outcome; detail: string } {
   return { outcome: "error", detail: errorMessage(e) };
 }
 
-async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void): Promise<HostResult> {
+/** /update-self, then wait for the updater to come back on the release. */
+async function selfUpdate(h: Host, r: Release, onProgress: (p: Progress) => void): Promise<{ self: "updated" | "error"; detail: string; bytes: number }> {
+  const e = { host: h.name, address: h.address, port: h.updater_port };
+  onProgress({ host: h.name, phase: "self-updating" });
+  let bytes = 0;
+  try {
+    const { result, bytesSent } = await updateSelf(e, r.file);
+    bytes = bytesSent;
+    if (result.status !== "unchanged") await waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
+    return { self: "updated", detail: result.status === "unchanged" ? "updater already on it" : "updater re-executed on it", bytes };
+  } catch (err) {
+    return { self: "error", detail: `self-update: ${describe(err).detail}`, bytes };
+  }
+}
+
+async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void, includeSelf: boolean): Promise<HostResult> {
   const t0 = performance.now();
-  const base = { host: h.name, address: h.address, self: "—" as const, release_id: r.manifest.id };
+  const base = { host: h.name, address: h.address, self: "—" as HostResult["self"], release_id: r.manifest.id };
   let bytes = 0;
   try {
     let installing = false;
@@ -91,7 +110,10 @@ async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void): 
     if (health.release !== r.manifest.id) {
       return { ...base, agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}`, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
     }
-    return { ...base, agent: "updated", detail: `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}`, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
+    const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}`;
+    if (!includeSelf) return { ...base, agent: "updated", detail, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
+    const s = await selfUpdate(h, r, onProgress);
+    return { ...base, agent: "updated", self: s.self, detail: `${detail}; ${s.detail}`, bytes_sent: bytes + s.bytes, duration_ms: Math.round(performance.now() - t0) };
   } catch (e) {
     return { ...base, ...(({ outcome, detail }) => ({ agent: outcome, detail }))(describe(e)), bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
   }
@@ -132,7 +154,7 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     await ensureMasterIdentity();
     const onProgress = o.onProgress ?? (() => {});
     const results = await mapLimit(targets, concurrency, async (h) => {
-      const res = await pushOne(h, release, onProgress);
+      const res = await pushOne(h, release, onProgress, Boolean(o.includeSelf));
       onProgress({ host: h.name, phase: "done", result: res });
       return res;
     });
@@ -140,6 +162,7 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     const at = new Date().toISOString();
     for (const r of results) {
       reg.recordPush({ host: r.host, kind: "update", release_id: r.release_id, version: release.manifest.version, outcome: r.agent, detail: r.detail, operator: os.operator(), at, duration_ms: r.duration_ms, bytes_sent: r.bytes_sent });
+      if (r.self !== "—") reg.recordPush({ host: r.host, kind: "update-self", release_id: r.release_id, version: release.manifest.version, outcome: r.self, detail: r.detail, operator: os.operator(), at, duration_ms: r.duration_ms, bytes_sent: 0 });
     }
     return { release: summary, hosts: results, dryRun: false, targets: list };
   } finally {

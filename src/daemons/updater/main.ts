@@ -11,6 +11,7 @@ import { bundlePaths, installPaths } from "../../lib/paths.ts";
 import { readBundle, serverTls } from "../../lib/tls.ts";
 import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
 import { AgentOps } from "./ops.ts";
+import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -28,12 +29,17 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const sup = new Supervisor(cfg, paths, log);
   const ops = new AgentOps({ cfg, paths, sup, log });
   const lock = new OpLock();
-  const recovered = ops.recoverJournal();
-  if (recovered) log.warn(recovered);
+  const self = new SelfOps(cfg, paths, log);
+  for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
-  const deps = { info: buildInfo(), ops, lock, agentSock: paths.agentSock };
+  let stopServers = () => {};
+  const deps = { info: buildInfo(), ops, self, lock, agentSock: paths.agentSock, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
+  stopServers = () => {
+    server.stop(true);
+    sock.stop(true);
+  };
   writeFileAtomic(paths.updater.pid, `${process.pid}\n`);
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {

@@ -6,8 +6,10 @@ import type { UpdaterHealth } from "../../protocol/updater.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { localHealth } from "../../lib/control-socket.ts";
-import { route, type Routes } from "../server.ts";
+import { json, route, type Routes } from "../server.ts";
+import { z } from "zod";
 import type { AgentOps } from "./ops.ts";
+import type { SelfOps } from "./self.ts";
 
 /** The operation lock: one update, rollback or recovery at a time. */
 export class OpLock {
@@ -26,6 +28,9 @@ export class OpLock {
 export interface UpdaterDeps {
   info: BuildInfo;
   ops: AgentOps;
+  self: SelfOps;
+  /** Stops the servers and re-executes; called after the 202 has gone out. */
+  reexec: () => Promise<never>;
   lock: OpLock;
   agentSock: string;
 }
@@ -57,6 +62,20 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
           const len = req.headers.get("content-length");
           return d.ops.update(req.body, len === null ? null : Number(len), req.signal);
         }),
+    }),
+    "POST /update-self": route({
+      query: z.object({ confirm_self: z.literal("true", { message: "add ?confirm_self=true: a self-update has no automatic rollback" }) }),
+      handle: async ({ req, server }) => {
+        server?.timeout(req, 0);
+        const len = req.headers.get("content-length");
+        const r = await d.lock.run("update-self", () => d.self.install(req.body, len === null ? null : Number(len), req.signal));
+        if (!r.reexec) return r.response;
+        // Hold every other operation off until the new image serves; answer
+        // first, then replace ourselves once the answer is on the wire.
+        d.lock.busy = "update-self (re-executing)";
+        setTimeout(() => void d.reexec(), 200);
+        return json(r.response, 202);
+      },
     }),
   };
 }

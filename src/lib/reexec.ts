@@ -1,0 +1,38 @@
+/**
+ * Replace this process image in place (same pid, so systemd keeps tracking
+ * it) with execve(2) through bun:ffi. Every fd above stderr is marked
+ * close-on-exec first, so no listening socket leaks into the new image.
+ */
+import { readdirSync } from "node:fs";
+import { DecnetError } from "./errors.ts";
+
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+export async function reexec(path: string, argv: string[], env: Record<string, string>): Promise<never> {
+  const { dlopen, FFIType, ptr } = await import("bun:ffi");
+  const libc = dlopen("libc.so.6", {
+    execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  });
+  const keep: Buffer[] = [];
+  const cstr = (s: string) => {
+    const b = Buffer.from(`${s}\0`);
+    keep.push(b);
+    return b;
+  };
+  const array = (xs: string[]) => {
+    const a = new BigUint64Array(xs.length + 1);
+    xs.forEach((s, i) => { a[i] = BigInt(ptr(cstr(s))); });
+    return a;
+  };
+  for (const fd of readdirSync("/proc/self/fd").map(Number)) {
+    if (fd > 2) libc.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  const file = cstr(path);
+  const a = array(argv);
+  const e = array(Object.entries(env).map(([k, v]) => `${k}=${v}`));
+  libc.symbols.execve(ptr(file), ptr(a), ptr(e));
+  // Only reached when execve failed.
+  throw new DecnetError("failed", `execve ${path} failed`);
+}

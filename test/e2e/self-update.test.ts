@@ -1,0 +1,128 @@
+/**
+ * The updater replacing itself: in place (same pid) from
+ * <install-dir>/updater/releases, refused when the new binary fails its
+ * preflight, never attempted where the agent update rolled back, and harmless
+ * when repeated.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { Fleet, release, type CliResult } from "../fleet/harness.ts";
+import { isAlive, readLink } from "../../src/lib/procfs.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
+
+let fleet: Fleet;
+beforeAll(async () => {
+  fleet = await Fleet.create({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
+  await fleet.startUpdater(fleet.worker("w1"));
+}, 180_000);
+afterAll(() => fleet[Symbol.asyncDispose]());
+
+const updaterPid = () => Number(readFileSync(fleet.worker("w1").paths.updater.pid, "utf8"));
+const json = (r: CliResult) => JSON.parse(r.stdout).hosts[0] as { agent: string; self: string; detail: string };
+
+test("/update-self without confirm_self=true is refused with 400", async () => {
+  const w = fleet.worker("w1");
+  const res = await fleet.request(w, "updater", "/update-self", { method: "POST", body: "x" });
+  const body = (await res.json()) as { error: { code: string; detail: Array<{ message: string }> } };
+  expect({ status: res.status, code: body.error.code, why: body.error.detail[0]!.message }).toEqual({ status: 400, code: "bad_request", why: "add ?confirm_self=true: a self-update has no automatic rollback" });
+});
+
+test("--include-self puts agent and updater on the new release; the updater keeps its pid and runs from updater/releases", async () => {
+  const w = fleet.worker("w1");
+  const v2 = await release("v2");
+  const pid = updaterPid();
+  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v2.file, "--include-self", "--json"]);
+  const h = await fleet.health(w);
+  expect({
+    code: r.code,
+    row: (({ agent, self }) => ({ agent, self }))(json(r)),
+    health: { release: h.release, pid: h.pid, agent: h.agent.release, version: h.version },
+    exe: readLink(`/proc/${pid}/exe`),
+    slot: readlinkSync(w.paths.updater.current),
+    agentSlot: readlinkSync(w.paths.current),
+  }).toEqual({
+    code: 0,
+    row: { agent: "updated", self: "updated" },
+    health: { release: v2.id, pid, agent: v2.id, version: v2.version },
+    exe: `${w.paths.updater.releases}/${v2.id}/decnet`,
+    slot: `releases/${v2.id}`,
+    agentSlot: `releases/${v2.id}`,
+  });
+});
+
+test("the re-executed updater holds no leaked listening socket and still serves updates", async () => {
+  const w = fleet.worker("w1");
+  const pid = updaterPid();
+  const { listeningInodes, pidsHoldingSockets } = await import("../../src/lib/procfs.ts");
+  expect(pidsHoldingSockets(listeningInodes(w.address, 8766))).toEqual([pid]);
+  const r = await fleet.push(w, (await release("v1")).file);
+  expect(r.status).toBe(200);
+});
+
+test("pushing the same updater release twice is harmless", async () => {
+  const w = fleet.worker("w1");
+  const v2 = await release("v2");
+  const pid = updaterPid();
+  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v2.file, "--include-self", "--json"]);
+  const h = await fleet.health(w);
+  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(json(r)), said: json(r).detail.endsWith("updater already on it"), pid: h.pid, release: h.release }).toEqual({
+    code: 0, row: { agent: "updated", self: "updated" }, said: true, pid, release: v2.id,
+  });
+});
+
+test("a self-update whose binary fails the preflight is refused; the old updater keeps serving, nothing switched", async () => {
+  const w = fleet.worker("w1");
+  const bad = await release("preflight-fails");
+  const pid = updaterPid();
+  const before = readlinkSync(w.paths.updater.current);
+  const res = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(bad.file) });
+  const body = (await res.json()) as { error: { code: string; message: string; detail: { stderr: string } } };
+  const h = await fleet.health(w);
+  expect({
+    status: res.status,
+    code: body.error.code,
+    stderr: body.error.detail.stderr,
+    serving: { pid: h.pid, alive: isAlive(pid), busy: h.busy },
+    slot: readlinkSync(w.paths.updater.current),
+    installed: existsSync(w.paths.updater.release(bad.id)),
+  }).toEqual({
+    status: 500,
+    code: "install_failed",
+    stderr: "fixture: updater cannot load its configuration\n",
+    serving: { pid, alive: true, busy: null },
+    slot: before,
+    installed: false,
+  });
+});
+
+test("an agent update that rolls back attempts no self-update on that host", async () => {
+  const w = fleet.worker("w1");
+  const bad = await release("agent-exits");
+  const before = { updater: readlinkSync(w.paths.updater.current), pid: updaterPid() };
+  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", bad.file, "--include-self", "--json"]);
+  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(json(r)), updater: { updater: readlinkSync(w.paths.updater.current), pid: updaterPid() }, installed: existsSync(w.paths.updater.release(bad.id)) }).toEqual({
+    code: 1, row: { agent: "rolled-back", self: "—" }, updater: before, installed: false,
+  });
+});
+
+test("kill -9 between the 202 and the re-exec: restarted from updater/current, it comes up on the new release, consistent", async () => {
+  const w = fleet.worker("w1");
+  const v1 = await release("v1");
+  const res = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(v1.file) });
+  process.kill(updaterPid(), "SIGKILL");
+  const journalled = JSON.parse(readFileSync(w.paths.updater.stateJson, "utf8")) as { phase: string; target: string };
+  // As systemd would: ExecStart goes through updater/current.
+  await fleet.startUpdater(w, {}, `${w.paths.updater.current}/decnet`);
+  const h = await fleet.health(w);
+  expect({
+    answered: res.status,
+    journalled: { phase: journalled.phase, target: journalled.target },
+    after: { release: h.release, journal: existsSync(w.paths.updater.stateJson), slot: readlinkSync(w.paths.updater.current) },
+  }).toEqual({
+    answered: 202,
+    journalled: { phase: "switched", target: v1.id },
+    after: { release: v1.id, journal: false, slot: `releases/${v1.id}` },
+  });
+});
