@@ -181,8 +181,8 @@ export class Fleet implements AsyncDisposable {
     return Number(readFileSync(w.paths.updater.pid, "utf8"));
   }
 
-  async startAgent(w: Worker, opts: { bin?: string } = {}): Promise<number> {
-    const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], this.env);
+  async startAgent(w: Worker, opts: { bin?: string; env?: Record<string, string> } = {}): Promise<number> {
+    const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], { ...this.env, ...opts.env });
     if (r.code !== 0) throw new Error(`agent ${w.name} did not start: ${r.stderr}`);
     return Number(readFileSync(w.paths.agentPid, "utf8"));
   }
