@@ -8,7 +8,7 @@ const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 function line(p: Progress): string {
   switch (p.phase) {
-    case "uploading": return `uploading ${mb(p.sent)} / ${mb(p.total)}`;
+    case "uploading": return p.total === null ? `uploading ${mb(p.sent)} (delta)` : `uploading ${mb(p.sent)} / ${mb(p.total)}`;
     case "installing": return "installing, restarting and probing the agent";
     case "verifying": return "checking the agent's /health";
     case "self-updating": return "updating the updater itself";
@@ -37,7 +37,7 @@ export function progressPrinter(hosts: string[], tty = Boolean(process.stderr.is
       if (tty) return draw(p.phase !== "uploading");
       // Plain output: phase changes only, not every chunk.
       if (p.phase === "uploading" && prev?.startsWith("uploading")) return;
-      process.stderr.write(`${p.host}: ${p.phase === "uploading" ? `uploading ${mb(p.total)}` : text}\n`);
+      process.stderr.write(`${p.host}: ${p.phase === "uploading" ? (p.total === null ? "uploading a delta" : `uploading ${mb(p.total)}`) : text}\n`);
     },
     finish() {
       if (tty) draw(true);

@@ -1,5 +1,6 @@
 /** One typed function per updater route. */
 import { statSync } from "node:fs";
+import { BlocksResponse } from "../protocol/delta.ts";
 import { ReleasesResponse, SwitchResponse, UpdaterHealth } from "../protocol/updater.ts";
 import type { UpdaterHealth as Health } from "../protocol/updater.ts";
 import { RemoteError } from "../lib/errors.ts";
@@ -13,14 +14,15 @@ export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), "/health", { sc
 export const releases = (e: UpdaterEndpoint) => call(ep(e), "/releases", { schema: ReleasesResponse, timeoutMs: timeouts.request() });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), "/rollback", { method: "POST", schema: SwitchResponse, timeoutMs: timeouts.rollback() });
 
+export const blocks = (e: UpdaterEndpoint, release: string) =>
+  call(ep(e), `/blocks?release=${release}`, { schema: BlocksResponse, timeoutMs: timeouts.request() });
+
 /**
- * Streams a release tarball to /update, reporting bytes as they leave. The
- * file is never read whole into memory.
+ * Streams a body to an upload route, counting bytes as they leave; never
+ * holds the release in memory. `total` is null for a delta (length unknown).
  */
-export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number) => void, path = "/update") {
-  const total = statSync(file).size;
+async function upload(e: UpdaterEndpoint, path: string, src: ReadableStream<Uint8Array>, total: number | null, onBytes?: (sent: number, total: number | null) => void) {
   let sent = 0;
-  const src = Bun.file(file).stream();
   const counted = src.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, ctl) {
@@ -34,14 +36,22 @@ export async function update(e: UpdaterEndpoint, file: string, onBytes?: (sent: 
     method: "POST",
     schema: SwitchResponse,
     body: counted,
-    headers: { "content-type": "application/gzip", "content-length": String(total) },
-    timeoutMs: timeouts.upload(total),
+    headers: { "content-type": "application/gzip", ...(total === null ? {} : { "content-length": String(total) }) },
+    timeoutMs: timeouts.upload(total ?? 0),
   });
   return { result, bytesSent: sent };
 }
 
+/** A full release tarball to /update. */
+export const update = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void, path = "/update") =>
+  upload(e, path, Bun.file(file).stream(), statSync(file).size, onBytes);
+
+/** A delta against `base` to /update?delta=base. */
+export const updateDelta = (e: UpdaterEndpoint, base: string, body: ReadableStream<Uint8Array>, onBytes?: (sent: number, total: number | null) => void) =>
+  upload(e, `/update?delta=${base}`, body, null, onBytes);
+
 /** /update-self: the same streamed upload; answered 202 before the updater re-executes. */
-export const updateSelf = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number) => void) =>
+export const updateSelf = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void) =>
   update(e, file, onBytes, "/update-self?confirm_self=true");
 
 /** Polls the updater's /health until it reports `release`, or throws at the deadline. */

@@ -57,6 +57,8 @@ function slotPaths(root: string) {
     release: (id: string) => join(releases, id),
     staging: (tag: string) => join(releases, `.staging-${tag}`),
     stateJson: join(root, "state.json"),
+    /** Block index of a release, for delta pushes; outside the immutable release dir. */
+    blocks: (id: string) => join(root, "blocks", `${id}.json`),
   };
 }
 export type SlotPaths = ReturnType<typeof slotPaths>;

@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   rolled_back: 409,
   unhealthy: 409,
+  delta_unavailable: 412,
   too_large: 413,
   busy: 423,
   install_failed: 500,

@@ -9,7 +9,9 @@ import { os } from "../../lib/os-user.ts";
 import { RemoteError, DecnetError, errorMessage, usageError } from "../../lib/errors.ts";
 import { homePaths } from "../../lib/paths.ts";
 import { agentHealth } from "../../client/agent.ts";
-import { update as pushUpdate, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
+import { blocks, releases, update as pushUpdate, updateDelta, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
+import type { BlocksResponse } from "../../protocol/delta.ts";
+import { deltaBody, type DeltaPlan, planDelta, unpack, type Unpacked } from "../delta.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { RolledBackDetail } from "../../protocol/updater.ts";
 import { ensureMasterIdentity } from "../ca.ts";
@@ -33,7 +35,7 @@ export interface HostResult {
 }
 
 export type Progress =
-  | { host: string; phase: "uploading"; sent: number; total: number }
+  | { host: string; phase: "uploading"; sent: number; total: number | null }
   | { host: string; phase: "installing" }
   | { host: string; phase: "verifying" }
   | { host: string; phase: "self-updating" }
@@ -44,6 +46,8 @@ export interface UpdateOptions {
   all: boolean;
   /** After a healthy agent update, replace the updater too (per host). */
   includeSelf?: boolean;
+  /** Always send the whole release, never a delta. */
+  full?: boolean;
   artifact?: string;
   self?: boolean;
   dryRun?: boolean;
@@ -89,28 +93,70 @@ async function selfUpdate(h: Host, r: Release, onProgress: (p: Progress) => void
   }
 }
 
-async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void, includeSelf: boolean): Promise<HostResult> {
+/** Shared by every host of a run: the release unpacked once, one delta plan per base. */
+class DeltaSource {
+  private unpacked?: Promise<Unpacked>;
+  private plans = new Map<string, DeltaPlan>();
+  constructor(private r: Release, readonly dir: string) {}
+
+  async plan(base: BlocksResponse): Promise<{ u: Unpacked; p: DeltaPlan }> {
+    const u = await (this.unpacked ??= unpack(this.r.file, this.r.manifest, this.dir));
+    let p = this.plans.get(base.release);
+    if (!p) this.plans.set(base.release, (p = planDelta(u, base)));
+    return { u, p };
+  }
+}
+
+/** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */
+const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
+const kb = (n: number) => `${(n / 1000).toFixed(0)} kB`;
+
+/** Sends the release: as a delta against the worker's current release when it can, else in full. */
+async function send(e: { host: string; address: string; port: number }, r: Release, delta: DeltaSource | null, onBytes: (sent: number, total: number | null) => void) {
+  let note = "full";
+  if (delta) {
+    try {
+      const { current } = await releases(e);
+      if (!current) note = "full (no release there yet)";
+      else {
+        const { u, p } = await delta.plan(await blocks(e, current));
+        if (p.literalBytes * 2 > p.totalBytes) note = "full (a delta would carry most of it)";
+        else {
+          const { result, bytesSent } = await updateDelta(e, current, deltaBody(u, p), onBytes);
+          return { result, bytesSent, note: `delta ${kb(bytesSent)} against ${current.slice(0, 12)}` };
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof RemoteError && FALLBACK.has(err.code))) throw err;
+      note = `full (delta refused: ${err.message})`;
+    }
+  }
+  const { result, bytesSent } = await pushUpdate(e, r.file, onBytes);
+  return { result, bytesSent, note };
+}
+
+async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void, includeSelf: boolean, delta: DeltaSource | null): Promise<HostResult> {
   const t0 = performance.now();
   const base = { host: h.name, address: h.address, self: "—" as HostResult["self"], release_id: r.manifest.id };
   let bytes = 0;
   try {
     let installing = false;
-    const { bytesSent } = await pushUpdate({ host: h.name, address: h.address, port: h.updater_port }, r.file, (sent, total) => {
-      bytes = sent;
-      onProgress({ host: h.name, phase: "uploading", sent, total });
-      if (sent === total && !installing) {
+    const sent = await send({ host: h.name, address: h.address, port: h.updater_port }, r, delta, (n, total) => {
+      bytes = n;
+      onProgress({ host: h.name, phase: "uploading", sent: n, total });
+      if (n === total && !installing) {
         installing = true;
         onProgress({ host: h.name, phase: "installing" });
       }
     });
-    bytes = bytesSent;
+    bytes = sent.bytesSent;
     onProgress({ host: h.name, phase: "verifying" });
     // Trust, then verify from outside: the agent itself must report the release.
     const health = await agentHealth({ host: h.name, address: h.address, port: h.agent_port });
     if (health.release !== r.manifest.id) {
       return { ...base, agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}`, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
     }
-    const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}`;
+    const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
     if (!includeSelf) return { ...base, agent: "updated", detail, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
     const s = await selfUpdate(h, r, onProgress);
     return { ...base, agent: "updated", self: s.self, detail: `${detail}; ${s.detail}`, bytes_sent: bytes + s.bytes, duration_ms: Math.round(performance.now() - t0) };
@@ -146,6 +192,7 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
   mkdirSync(cache, { recursive: true, mode: 0o700 });
   const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache });
   const temp = release.file.startsWith(cache) ? release.file : null;
+  let delta: DeltaSource | null = null;
   try {
     o.onRelease?.(release);
     const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source };
@@ -153,8 +200,9 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list };
     await ensureMasterIdentity();
     const onProgress = o.onProgress ?? (() => {});
+    delta = o.full ? null : new DeltaSource(release, join(cache, `unpacked-${process.pid}-${release.manifest.id.slice(0, 12)}`));
     const results = await mapLimit(targets, concurrency, async (h) => {
-      const res = await pushOne(h, release, onProgress, Boolean(o.includeSelf));
+      const res = await pushOne(h, release, onProgress, Boolean(o.includeSelf), delta);
       onProgress({ host: h.name, phase: "done", result: res });
       return res;
     });
@@ -167,5 +215,6 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     return { release: summary, hosts: results, dryRun: false, targets: list };
   } finally {
     if (temp) rmSync(temp, { force: true });
+    if (delta) rmSync(delta.dir, { recursive: true, force: true });
   }
 }

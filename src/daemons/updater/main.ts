@@ -33,7 +33,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), ops, self, lock, agentSock: paths.agentSock, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentSock: paths.agentSock, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {

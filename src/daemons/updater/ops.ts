@@ -16,7 +16,7 @@ import { commit, installCheck } from "./install.ts";
 import { clearJournal, type Journal, readJournal, writeJournal } from "./journal.ts";
 import { probe } from "./probe.ts";
 import { Slots } from "./slots.ts";
-import { stageUpload } from "./stage.ts";
+import type { Staged } from "./stage.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export interface OpsDeps {
@@ -48,13 +48,14 @@ export class AgentOps {
     return this.slots.manifest(id)?.version ?? "?";
   }
 
-  async update(body: ReadableStream<Uint8Array> | null, contentLength: number | null, signal?: AbortSignal): Promise<SwitchResponse> {
+  /** `stage` turns the upload (full or delta) into a verified staging dir. */
+  async update(stage: () => Promise<Staged>): Promise<SwitchResponse> {
     const started = (this.d.now?.() ?? new Date()).toISOString();
     const from = this.slots.current();
     const prev = this.slots.previous();
     this.journal({ op: "update", phase: "staging", from, prev, target: null, pid: null }, started);
     try {
-      const staged = await stageUpload(this.d.paths, body, { maxBytes: this.d.cfg.maxUploadBytes, contentLength, signal });
+      const staged = await stage();
       try {
         await installCheck(staged);
       } catch (e) {
@@ -65,6 +66,7 @@ export class AgentOps {
       // The same release again: if its agent is healthy there is nothing to do.
       if (id === from) {
         commit(this.d.paths, staged);
+        this.slots.saveBlocks(id, staged.blocks);
         const h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
         if (h && h.release === id && isAlive(h.pid)) {
           clearJournal(this.d.paths);
@@ -73,6 +75,7 @@ export class AgentOps {
       }
       this.journal({ op: "update", phase: "switched", from, prev, target: id, pid: null }, started);
       commit(this.d.paths, staged);
+      this.slots.saveBlocks(id, staged.blocks);
       this.slots.mark(id, "unknown");
       if (from !== id) {
         this.slots.setPrevious(from);

@@ -10,6 +10,8 @@ import { json, route, type Routes } from "../server.ts";
 import { z } from "zod";
 import type { AgentOps } from "./ops.ts";
 import type { SelfOps } from "./self.ts";
+import { stageDelta } from "./stage-delta.ts";
+import { stageUpload } from "./stage.ts";
 
 /** The operation lock: one update, rollback or recovery at a time. */
 export class OpLock {
@@ -27,6 +29,7 @@ export class OpLock {
 
 export interface UpdaterDeps {
   info: BuildInfo;
+  maxUploadBytes: number;
   ops: AgentOps;
   self: SelfOps;
   /** Stops the servers and re-executes; called after the 202 has gone out. */
@@ -51,16 +54,27 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
 
 export function updaterRoutes(d: UpdaterDeps): Routes {
   return {
+    "GET /blocks": route({
+      query: z.object({ release: z.string().regex(/^[0-9a-f]{64}$/, "a release id") }),
+      handle: async ({ query }) => {
+        const b = await d.ops.slots.blocks(query.release);
+        if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
+        return b;
+      },
+    }),
     "GET /health": route({ handle: () => health(d) }),
     "GET /releases": route({ handle: () => d.ops.slots.list() }),
     "POST /rollback": route({ handle: () => d.lock.run("rollback", () => d.ops.rollback()) }),
     "POST /update": route({
-      handle: ({ req, server }) =>
+      query: z.object({ delta: z.string().regex(/^[0-9a-f]{64}$/, "a base release id").optional() }),
+      handle: ({ req, server, query }) =>
         d.lock.run("update", () => {
           // Install, restart and probes may take a while with nothing on the wire.
           server?.timeout(req, 0);
           const len = req.headers.get("content-length");
-          return d.ops.update(req.body, len === null ? null : Number(len), req.signal);
+          const o = { maxBytes: d.maxUploadBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+          const paths = d.ops.slots.paths;
+          return d.ops.update(() => (query.delta ? stageDelta(d.ops.slots, paths, query.delta, req.body, o) : stageUpload(paths, req.body, o)));
         }),
     }),
     "POST /update-self": route({

@@ -3,8 +3,9 @@
  * (flipped by symlink + rename), history.json (installed_at and status per
  * release) and keep-N pruning. Serves the agent's set and the updater's own.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
-import { basename } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { BLOCK_SIZE, BlockHasher, BlocksResponse } from "../../protocol/delta.ts";
 import { z } from "zod";
 import { type Manifest, Manifest as ManifestSchema } from "../../protocol/manifest.ts";
 import type { ReleaseInfo, ReleasesResponse } from "../../protocol/updater.ts";
@@ -57,6 +58,37 @@ export class Slots {
   ids(): string[] {
     if (!existsSync(this.paths.releases)) return [];
     return readdirSync(this.paths.releases).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  }
+
+  /** Records the block index computed while staging `id`. */
+  saveBlocks(id: string, blocks: Record<string, Uint8Array>): void {
+    const m = this.manifest(id);
+    if (!m) return;
+    const files: BlocksResponse["files"] = {};
+    for (const f of m.files) {
+      const b = blocks[f.path];
+      if (b) files[f.path] = { size: f.size, hashes: Buffer.from(b).toString("base64") };
+    }
+    mkdirSync(dirname(this.paths.blocks(id)), { recursive: true, mode: 0o700 });
+    writeFileAtomic(this.paths.blocks(id), JSON.stringify({ release: id, block_size: BLOCK_SIZE, files }), 0o600);
+  }
+
+  /** The block index of a kept release: from the record, or computed from its files. */
+  async blocks(id: string): Promise<BlocksResponse | null> {
+    const m = this.has(id) ? this.manifest(id) : null;
+    if (!m) return null;
+    try {
+      const cached = BlocksResponse.parse(JSON.parse(readFileSync(this.paths.blocks(id), "utf8")));
+      if (cached.block_size === BLOCK_SIZE) return cached;
+    } catch {}
+    const computed: Record<string, Uint8Array> = {};
+    for (const f of m.files) {
+      const h = new BlockHasher();
+      for await (const chunk of Bun.file(join(this.paths.release(id), f.path)).stream()) h.update(chunk);
+      computed[f.path] = h.finish();
+    }
+    this.saveBlocks(id, computed);
+    return BlocksResponse.parse(JSON.parse(readFileSync(this.paths.blocks(id), "utf8")));
   }
 
   /** Leftover staging dirs: only ever from an interrupted operation. */
@@ -115,7 +147,10 @@ export class Slots {
     if (failed) keepIds.add(failed.id);
     const removed = releases.filter((r) => !keepIds.has(r.id)).map((r) => r.id);
     if (removed.length === 0) return [];
-    for (const id of removed) rmSync(this.paths.release(id), { recursive: true, force: true });
+    for (const id of removed) {
+      rmSync(this.paths.release(id), { recursive: true, force: true });
+      rmSync(this.paths.blocks(id), { force: true });
+    }
     const h = this.history();
     for (const id of removed) delete h[id];
     this.saveHistory(h);

@@ -10,6 +10,7 @@ import { type Manifest, MANIFEST_MAX_BYTES, Manifest as ManifestSchema, type Man
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { readTarball, type RawEntry } from "../../lib/tarball.ts";
+import { BlockHasher } from "../../protocol/delta.ts";
 
 /** No release needs more, unpacked; caps what a small gzip can expand to. */
 export const MAX_RELEASE_BYTES = 2 * 1024 ** 3;
@@ -20,12 +21,63 @@ export interface Staged {
   dir: string;
   manifest: Manifest;
   bytesReceived: number;
+  /** Per file, the sha256 of each BLOCK_SIZE block: the index for later delta pushes. */
+  blocks: Record<string, Uint8Array>;
 }
 
-const bad = (message: string, detail?: unknown) => new DecnetError("bad_archive", message, { detail });
+/**
+ * One release file being written into staging: created exclusively (never
+ * through anything already there), hashed whole and per block as it is
+ * written, and checked against the manifest at the end.
+ */
+export class VerifiedFile {
+  private fd: number;
+  private hash = new Bun.CryptoHasher("sha256");
+  private blockHash = new BlockHasher();
+  private written = 0;
+  private closed = false;
+
+  constructor(dir: string, private want: ManifestFile) {
+    this.fd = openSync(join(dir, want.path), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  }
+
+  write(c: Uint8Array): void {
+    if (this.written + c.byteLength > this.want.size) {
+      this.close();
+      throw bad(`size mismatch for ${this.want.path}: more than the manifest's ${this.want.size} bytes`);
+    }
+    try {
+      this.hash.update(c);
+      this.blockHash.update(c);
+      for (let off = 0; off < c.byteLength; ) off += writeSync(this.fd, c, off);
+      this.written += c.byteLength;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  private close(): void {
+    if (!this.closed) {
+      this.closed = true;
+      closeSync(this.fd);
+    }
+  }
+
+  /** Closes and verifies size and sha256; returns the block digests. */
+  finish(): Uint8Array {
+    this.close();
+    const sha = this.hash.digest("hex");
+    if (this.written !== this.want.size) throw bad(`size mismatch for ${this.want.path}: got ${this.written} bytes, manifest ${this.want.size}`);
+    if (sha !== this.want.sha256) throw bad(`sha256 mismatch for ${this.want.path}: got ${sha}, manifest ${this.want.sha256}`);
+    return this.blockHash.finish();
+  }
+}
+
+export const bad = (message: string, detail?: unknown) => new DecnetError("bad_archive", message, { detail });
 
 /** Yields the body's chunks, refusing past `max` bytes or after a stall. */
-async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { n: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { n: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   try {
     for (;;) {
@@ -88,6 +140,7 @@ export async function stageUpload(slots: SlotPaths, body: ReadableStream<Uint8Ar
   let manifest: Manifest | null = null;
   let manifestText = "";
   const done = new Map<string, ManifestFile>();
+  const blocks: Record<string, Uint8Array> = {};
   try {
     await readTarball(limited(body, o.maxBytes, count, o.signal), (e) => {
       const problem = entryProblem(e);
@@ -122,27 +175,10 @@ export async function stageUpload(slots: SlotPaths, body: ReadableStream<Uint8Ar
       if (e.size !== want.size) throw bad(`size mismatch for ${e.path}: archive ${e.size}, manifest ${want.size}`);
       const mode = (e.mode & 0o777).toString(8).padStart(4, "0");
       if (mode !== want.mode) throw bad(`mode mismatch for ${e.path}: archive ${mode}, manifest ${want.mode}`);
-      // O_EXCL|O_NOFOLLOW: never write through anything already there.
-      const fd = openSync(join(dir, e.path), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-      const hash = new Bun.CryptoHasher("sha256");
-      let written = 0;
-      let closed = false;
-      const close = () => { if (!closed) { closed = true; closeSync(fd); } };
-      e.onData((c) => {
-        try {
-          hash.update(c);
-          for (let off = 0; off < c.byteLength; ) off += writeSync(fd, c, off);
-          written += c.byteLength;
-        } catch (err) {
-          close();
-          throw err;
-        }
-      });
+      const file = new VerifiedFile(dir, want);
+      e.onData((c) => file.write(c));
       e.onEnd(() => {
-        close();
-        const sha = hash.digest("hex");
-        if (written !== want.size) throw bad(`size mismatch for ${e.path}: got ${written} bytes, manifest ${want.size}`);
-        if (sha !== want.sha256) throw bad(`sha256 mismatch for ${e.path}: got ${sha}, manifest ${want.sha256}`);
+        blocks[e.path] = file.finish();
         done.set(e.path, want);
       });
     });
@@ -152,7 +188,7 @@ export async function stageUpload(slots: SlotPaths, body: ReadableStream<Uint8Ar
     if (missing.length) throw bad(`archive ends before ${missing.join(", ")}`);
     for (const f of m.files) chmodSync(join(dir, f.path), Number.parseInt(f.mode, 8));
     writeFileSync(join(dir, RELEASE_MANIFEST), manifestText, { mode: 0o644 });
-    return { dir, manifest: m, bytesReceived: count.n };
+    return { dir, manifest: m, bytesReceived: count.n, blocks };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     if (e instanceof DecnetError) throw e;

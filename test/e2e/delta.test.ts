@@ -1,0 +1,92 @@
+/**
+ * Delta pushes: the first push is full, the next sends only the blocks the
+ * worker lacks, --full forces the whole release, a worker that cannot rebuild
+ * gets the whole release automatically (and the row says so), and hostile
+ * delta bodies are refused like hostile tarballs.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { Fleet, release, type Worker } from "../fleet/harness.ts";
+import { manifest, SCRIPT, sha256 } from "../fixtures/tar.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
+
+let fleet: Fleet;
+let w: Worker;
+beforeAll(async () => {
+  fleet = await Fleet.create({ workers: 1 });
+  w = fleet.worker("w1");
+  await fleet.startUpdater(w);
+}, 180_000);
+afterAll(() => fleet[Symbol.asyncDispose]());
+
+async function push(file: string, extra: string[] = []) {
+  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", file, "--json", ...extra]);
+  const h = JSON.parse(r.stdout).hosts[0] as { agent: string; detail: string; bytes_sent: number };
+  return { code: r.code, agent: h.agent, detail: h.detail, bytes: h.bytes_sent };
+}
+
+test("first push full, second a delta of the changed blocks, --full sends everything", async () => {
+  const v1 = await release("v1");
+  const v2 = await release("v2");
+  const size1 = Bun.file(v1.file).size;
+  const size2 = Bun.file(v2.file).size;
+  const first = await push(v1.file);
+  const second = await push(v2.file);
+  const agent = (await fleet.health(w)).agent.release;
+  const full = await push(v1.file, ["--full"]);
+  expect({
+    first: [first.code, first.agent, first.bytes === size1, first.detail.endsWith("full (no release there yet)")],
+    second: [second.code, second.agent, second.bytes < size2 * 0.02, /delta \d+ kB against [0-9a-f]{12}$/.test(second.detail), agent === v2.id],
+    full: [full.code, full.agent, full.bytes === size1, full.detail.endsWith(", full")],
+  }).toEqual({ first: [0, "updated", true, true], second: [0, "updated", true, true, true], full: [0, "updated", true, true] });
+});
+
+test("a worker that cannot rebuild from the delta gets the whole release, and the row says so", async () => {
+  // Damage the kept base on disk (as a faulty disk would): copied blocks no longer hash right.
+  const base = readlinkSync(w.paths.current).replace("releases/", "");
+  const exe = `${w.paths.release(base)}/decnet`;
+  const bytes = readFileSync(exe);
+  bytes[1000] = bytes[1000]! ^ 0xff;
+  // The agent runs from it (ETXTBSY on write): swap a damaged copy in by rename.
+  writeFileSync(`${exe}.damaged`, bytes);
+  renameSync(`${exe}.damaged`, exe);
+  const v2 = await release("v2");
+  const r = await push(v2.file);
+  expect([r.code, r.agent, r.bytes === Bun.file(v2.file).size, /full \(delta refused: sha256 mismatch for decnet/.test(r.detail)]).toEqual([0, "updated", true, true]);
+});
+
+/** Raw delta bodies for the hostile cases. */
+function delta(header: unknown, literal = new Uint8Array()): Uint8Array {
+  return new Uint8Array(gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), literal])));
+}
+
+test("hostile delta bodies are refused with nothing changed", async () => {
+  const current = readlinkSync(w.paths.current).replace("releases/", "");
+  const m = JSON.parse(manifest([{ path: "decnet", data: SCRIPT }]));
+  const h = (patch: Record<string, unknown>) => ({ format: 1, base: current, block_size: 16384, manifest: m, ops: { decnet: [["data", SCRIPT.length]] }, ...patch });
+  const lit = new TextEncoder().encode(SCRIPT);
+  const cases: Array<[string, Uint8Array, string, number]> = [
+    ["copy past the base's end", delta(h({ ops: { decnet: [["copy", "decnet", 10_000_000, 1]] } })), "bad_archive", 400],
+    ["ops for an unlisted file", delta(h({ ops: { decnet: [["data", SCRIPT.length]], extra: [["data", 1]] } }), lit), "bad_archive", 400],
+    ["absurd sizes", delta(h({ ops: { decnet: [["data", 2 ** 40]] } })), "bad_archive", 400],
+    ["a truncated literal", delta(h({}), lit.subarray(0, 10)), "bad_archive", 400],
+    ["trailing bytes", delta(h({}), Buffer.concat([lit, Buffer.from("junk")])), "bad_archive", 400],
+    ["a bad block hash (wrong literal)", delta(h({}), new TextEncoder().encode(SCRIPT.replace("6.6.6", "6.6.7"))), "bad_archive", 400],
+    ["a release id mismatch", delta(h({ manifest: { ...m, id: sha256("x") } }), lit), "bad_archive", 400],
+    ["not JSON", new Uint8Array(gzipSync("{{{\n")), "bad_archive", 400],
+    ["not gzip", new TextEncoder().encode("plain"), "bad_archive", 400],
+  ];
+  const before = { current: readlinkSync(w.paths.current), releases: readdirSync(w.paths.releases).sort() };
+  const results = [];
+  for (const [name, body] of cases) {
+    const res = await fleet.request(w, "updater", `/update?delta=${current}`, { method: "POST", body });
+    results.push([name, (await res.json() as { error: { code: string } }).error.code, res.status]);
+  }
+  const missingBase = await fleet.request(w, "updater", `/update?delta=${sha256("gone")}`, { method: "POST", body: delta(h({ base: sha256("gone") })) });
+  expect(results).toEqual(cases.map(([name, , code, status]) => [name, code, status]));
+  expect([missingBase.status, (await missingBase.json() as { error: { code: string } }).error.code]).toEqual([412, "delta_unavailable"]);
+  expect({ current: readlinkSync(w.paths.current), releases: readdirSync(w.paths.releases).sort(), staging: existsSync(w.paths.staging("x")) }).toEqual({ ...before, staging: false });
+});
