@@ -2,7 +2,8 @@
  * `bun run build`: compile src/main.ts into one executable (default dist/decnet),
  * baking in version (package.json or DECNET_VERSION), git sha + dirty flag,
  * build time and target. Flags: --out FILE, --target linux-x64|linux-arm64, --json.
- * DECNET_BYTECODE=1 turns on --bytecode (faster start, larger deltas: see bench/).
+ * --bytecode is on (DECNET_BYTECODE=0 turns it off): bench/ measured a 2.5×
+ * faster start for a delta of 0.4% instead of 0.04% of the release.
  */
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
@@ -40,7 +41,7 @@ export async function build(o: BuildOptions = {}): Promise<{ out: string; versio
     compile: { outfile: out, target: `bun-${target}` as "bun-linux-x64" },
     format: "esm",
     minify: true,
-    bytecode: process.env.DECNET_BYTECODE === "1",
+    bytecode: process.env.DECNET_BYTECODE !== "0",
     define: { DECNET_BUILD: JSON.stringify(info) },
   });
   if (!result.success) {

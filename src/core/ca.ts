@@ -125,13 +125,9 @@ export async function writeBundle(ca: Ca, bundle: BundlePaths, opts: IssueOption
   writeFileAtomic(bundle.ca, ca.pem, 0o644);
 }
 
-/**
- * Makes sure the master identity exists at ~/.decnet/ca/master and returns
- * its paths. A missing identity is created, never reported.
- */
-export async function ensureMasterIdentity(paths = homePaths()): Promise<BundlePaths> {
+/** Creates the master identity (and the CA if needed); see core/identity.ts. */
+export async function createMasterIdentity(paths = homePaths()): Promise<BundlePaths> {
   const m = paths.master;
-  if (existsSync(m.crt) && existsSync(m.key) && existsSync(m.ca)) return m;
   const ca = await loadOrCreateCa(paths);
   await writeBundle(ca, m, { role: "master", cn: MASTER_CN });
   return m;

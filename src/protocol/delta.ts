@@ -66,6 +66,15 @@ export class BlockHasher {
     this.filled = 0;
   }
 
+  /**
+   * Adds digests already known for whole blocks (copied from a release whose
+   * index was recorded when it was verified). Only at a block boundary.
+   */
+  append(digests: Uint8Array): void {
+    if (this.filled !== 0) throw new Error("BlockHasher.append off a block boundary");
+    this.digests.push(digests);
+  }
+
   /** All digests, 32 bytes each; a final partial block counts as a block. */
   finish(): Uint8Array {
     if (this.filled > 0) this.flush();

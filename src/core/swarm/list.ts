@@ -1,5 +1,5 @@
 /** Registry rows for `swarm list`; materialises the master identity as a side effect. */
-import { ensureMasterIdentity } from "../ca.ts";
+import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, Registry } from "../registry.ts";
 
 export async function list(): Promise<Host[]> {

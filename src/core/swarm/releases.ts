@@ -1,7 +1,7 @@
 /** `swarm releases`: what a host's updater keeps (current, previous, the rest). */
 import { releases as callReleases } from "../../client/updater.ts";
 import type { ReleasesResponse } from "../../protocol/updater.ts";
-import { ensureMasterIdentity } from "../ca.ts";
+import { ensureMasterIdentity } from "../identity.ts";
 import { Registry } from "../registry.ts";
 import { requireHost } from "./hosts.ts";
 

@@ -3,7 +3,7 @@ import { rollback as callRollback } from "../../client/updater.ts";
 import { RemoteError } from "../../lib/errors.ts";
 import { os } from "../../lib/os-user.ts";
 import type { SwitchResponse } from "../../protocol/updater.ts";
-import { ensureMasterIdentity } from "../ca.ts";
+import { ensureMasterIdentity } from "../identity.ts";
 import { Registry } from "../registry.ts";
 import { requireHost } from "./hosts.ts";
 

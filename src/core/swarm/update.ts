@@ -11,10 +11,10 @@ import { homePaths } from "../../lib/paths.ts";
 import { agentHealth } from "../../client/agent.ts";
 import { blocks, releases, update as pushUpdate, updateDelta, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
 import type { BlocksResponse } from "../../protocol/delta.ts";
-import { deltaBody, type DeltaPlan, planDelta, unpack, type Unpacked } from "../delta.ts";
+import { deltaBody, planDelta } from "../delta.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { RolledBackDetail } from "../../protocol/updater.ts";
-import { ensureMasterIdentity } from "../ca.ts";
+import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, Registry } from "../registry.ts";
 import { obtainRelease, type Release } from "../release.ts";
 import { selectHosts } from "./hosts.ts";
@@ -93,17 +93,18 @@ async function selfUpdate(h: Host, r: Release, onProgress: (p: Progress) => void
   }
 }
 
-/** Shared by every host of a run: the release unpacked once, one delta plan per base. */
+/** Shared by every host of a run: one delta body per base release (null: send it whole). */
 class DeltaSource {
-  private unpacked?: Promise<Unpacked>;
-  private plans = new Map<string, DeltaPlan>();
-  constructor(private r: Release, readonly dir: string) {}
+  private bodies = new Map<string, Promise<Uint8Array | null>>();
+  constructor(private r: Release) {}
 
-  async plan(base: BlocksResponse): Promise<{ u: Unpacked; p: DeltaPlan }> {
-    const u = await (this.unpacked ??= unpack(this.r.file, this.r.manifest, this.dir));
-    let p = this.plans.get(base.release);
-    if (!p) this.plans.set(base.release, (p = planDelta(u, base)));
-    return { u, p };
+  body(base: BlocksResponse): Promise<Uint8Array | null> {
+    let b = this.bodies.get(base.release);
+    if (!b) {
+      b = planDelta(this.r.file, this.r.manifest, base).then((p) => (p ? deltaBody(p) : null));
+      this.bodies.set(base.release, b);
+    }
+    return b;
   }
 }
 
@@ -119,10 +120,10 @@ async function send(e: { host: string; address: string; port: number }, r: Relea
       const { current } = await releases(e);
       if (!current) note = "full (no release there yet)";
       else {
-        const { u, p } = await delta.plan(await blocks(e, current));
-        if (p.literalBytes * 2 > p.totalBytes) note = "full (a delta would carry most of it)";
+        const body = await delta.body(await blocks(e, current));
+        if (!body) note = "full (a delta would carry most of it)";
         else {
-          const { result, bytesSent } = await updateDelta(e, current, deltaBody(u, p), onBytes);
+          const { result, bytesSent } = await updateDelta(e, current, body, onBytes);
           return { result, bytesSent, note: `delta ${kb(bytesSent)} against ${current.slice(0, 12)}` };
         }
       }
@@ -192,7 +193,6 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
   mkdirSync(cache, { recursive: true, mode: 0o700 });
   const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache });
   const temp = release.file.startsWith(cache) ? release.file : null;
-  let delta: DeltaSource | null = null;
   try {
     o.onRelease?.(release);
     const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source };
@@ -200,7 +200,7 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list };
     await ensureMasterIdentity();
     const onProgress = o.onProgress ?? (() => {});
-    delta = o.full ? null : new DeltaSource(release, join(cache, `unpacked-${process.pid}-${release.manifest.id.slice(0, 12)}`));
+    const delta = o.full ? null : new DeltaSource(release);
     const results = await mapLimit(targets, concurrency, async (h) => {
       const res = await pushOne(h, release, onProgress, Boolean(o.includeSelf), delta);
       onProgress({ host: h.name, phase: "done", result: res });
@@ -215,6 +215,5 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     return { release: summary, hosts: results, dryRun: false, targets: list };
   } finally {
     if (temp) rmSync(temp, { force: true });
-    if (delta) rmSync(delta.dir, { recursive: true, force: true });
   }
 }

@@ -54,14 +54,18 @@ export class AgentOps {
     const from = this.slots.current();
     const prev = this.slots.previous();
     this.journal({ op: "update", phase: "staging", from, prev, target: null, pid: null }, started);
+    const at = { start: performance.now(), staged: 0, checked: 0, restarted: 0 };
+    const ms = (a: number, b: number) => Math.round(b - a);
     try {
       const staged = await stage();
+      at.staged = performance.now();
       try {
         await installCheck(staged);
       } catch (e) {
         this.slots.removeStaging();
         throw e;
       }
+      at.checked = performance.now();
       const id = staged.manifest.id;
       // The same release again: if its agent is healthy there is nothing to do.
       if (id === from) {
@@ -82,6 +86,7 @@ export class AgentOps {
         this.slots.setCurrent(id);
       }
       const { pid, logOffset } = await this.d.sup.restart();
+      at.restarted = performance.now();
       this.journal({ op: "update", phase: "probing", from, prev, target: id, pid }, started);
       const t = await probe({ sock: this.d.paths.agentSock, release: id, pid, deadlineMs: timeouts.probe(), logTail: () => this.d.sup.logSince(logOffset) });
       if (t.healthy) {
@@ -89,7 +94,8 @@ export class AgentOps {
         clearJournal(this.d.paths);
         const pruned = this.slots.prune(this.d.cfg.keepReleases);
         if (pruned.length) this.d.log.info(`pruned ${pruned.map((p) => p.slice(0, 12)).join(", ")}`);
-        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}`);
+        const end = performance.now();
+        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
         return { status: "updated", release: { id, version: staged.manifest.version }, previous: from === id ? prev : from, agent_pid: pid, transcript: t };
       }
       return await this.revert({ id, from, prev, started, newT: t });

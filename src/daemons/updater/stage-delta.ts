@@ -64,6 +64,7 @@ class ByteReader {
 }
 
 const blockLen = (size: number, i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);
+const COPY_CHUNK = BLOCK_SIZE * 64;
 
 export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
   if (!body) throw bad("empty body: send the delta");
@@ -107,6 +108,8 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
       if (!ops) throw bad(`no ops for ${f.path}`);
       let total = 0;
       for (const op of ops) {
+        // Every block but the file's last is whole: a short block may only end the file.
+        if (total % BLOCK_SIZE !== 0) throw bad(`ops for ${f.path} continue after a short block`);
         if (op[0] === "data") total += op[1];
         else {
           const bf = baseManifest.files.find((x) => x.path === op[1]);
@@ -121,7 +124,10 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
     }
 
     const blocks: Record<string, Uint8Array> = {};
-    const copyBuf = Buffer.alloc(BLOCK_SIZE * 64);
+    const copyBuf = Buffer.alloc(COPY_CHUNK);
+    // The base's recorded index: copied blocks keep their digests.
+    const baseIndex = await slots.blocks(base);
+    const baseDigests = (path: string) => (baseIndex?.files[path] ? Buffer.from(baseIndex.files[path]!.hashes, "base64") : null);
     for (const f of m.files) {
       const file = new VerifiedFile(dir, f);
       for (const op of h.ops[f.path]!) {
@@ -131,14 +137,19 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
         }
         const [, path, first, n] = op;
         const size = baseManifest.files.find((x) => x.path === path)!.size;
+        const digests = baseDigests(path);
         const fd = openSync(join(paths.release(base), path), "r");
         try {
-          let pos = first * BLOCK_SIZE;
           const end = Math.min(size, (first + n) * BLOCK_SIZE);
-          while (pos < end) {
+          for (let pos = first * BLOCK_SIZE; pos < end; ) {
             const got = readSync(fd, copyBuf, 0, Math.min(copyBuf.byteLength, end - pos), pos);
             if (got <= 0) throw unavailable(`base file ${path} is shorter than its manifest says`);
-            file.write(copyBuf.subarray(0, got));
+            const chunk = copyBuf.subarray(0, got);
+            // Reads start on block boundaries and cover whole blocks (the last may be short).
+            const b0 = pos / BLOCK_SIZE;
+            const nb = Math.ceil(got / BLOCK_SIZE);
+            if (digests && digests.byteLength >= (b0 + nb) * 32) file.writeCopied(chunk, digests.subarray(b0 * 32, (b0 + nb) * 32));
+            else file.write(chunk);
             pos += got;
           }
         } finally {

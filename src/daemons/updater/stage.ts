@@ -41,14 +41,24 @@ export class VerifiedFile {
     this.fd = openSync(join(dir, want.path), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   }
 
-  write(c: Uint8Array): void {
+  /**
+   * Writes bytes copied from a verified release, whose block digests are
+   * known: they are recorded, not recomputed. The whole-file sha256 is still
+   * computed over every byte, so a damaged source is caught at finish().
+   */
+  writeCopied(c: Uint8Array, digests: Uint8Array): void {
+    this.write(c, digests);
+  }
+
+  write(c: Uint8Array, knownDigests?: Uint8Array): void {
     if (this.written + c.byteLength > this.want.size) {
       this.close();
       throw bad(`size mismatch for ${this.want.path}: more than the manifest's ${this.want.size} bytes`);
     }
     try {
       this.hash.update(c);
-      this.blockHash.update(c);
+      if (knownDigests) this.blockHash.append(knownDigests);
+      else this.blockHash.update(c);
       for (let off = 0; off < c.byteLength; ) off += writeSync(this.fd, c, off);
       this.written += c.byteLength;
     } catch (err) {

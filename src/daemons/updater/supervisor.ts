@@ -35,9 +35,18 @@ export class Supervisor {
     }
   }
 
-  /** Pids holding this worker's agent port (any process: a port is a port). */
+  /** Is anything listening on this worker's agent port? One read of /proc/net/tcp*. */
+  portBusy(): boolean {
+    return listeningInodes(this.cfg.host, this.cfg.agentPort).size > 0;
+  }
+
+  /**
+   * Pids holding this worker's agent port (any process: a port is a port).
+   * Walks every process's fds, so only when the port is actually held.
+   */
   portHolders(): number[] {
-    return pidsHoldingSockets(listeningInodes(this.cfg.host, this.cfg.agentPort)).filter(isAlive);
+    const inodes = listeningInodes(this.cfg.host, this.cfg.agentPort);
+    return inodes.size === 0 ? [] : pidsHoldingSockets(inodes).filter(isAlive);
   }
 
   /** Is `pid` a `decnet agent` belonging to this worker? */
@@ -54,9 +63,13 @@ export class Supervisor {
     return named !== undefined && named !== null && resolve(named) === dir;
   }
 
-  /** Every live agent of this worker: the pid file's, and what the scan finds. */
-  agents(): number[] {
-    const holders = this.portHolders();
+  /**
+   * Live agents of this worker that can be named without walking every fd on
+   * the machine: the pid file's, and `decnet agent` processes whose
+   * executable, cwd or --install-dir is this install. (Port holders are
+   * found by stop() when the port is still held after these.)
+   */
+  agents(holders: number[] = []): number[] {
     const found = new Set<number>();
     const fromFile = this.pidFromFile();
     if (fromFile && this.isOurs(fromFile, holders)) found.add(fromFile);
@@ -64,13 +77,8 @@ export class Supervisor {
     return [...found];
   }
 
-  /** SIGTERM, wait (a zombie counts as dead), SIGKILL; then wait for the port to be free. */
-  async stop(): Promise<number[]> {
-    if (this.cfg.agentSupervisor === "systemd") {
-      await this.systemctl("stop");
-      return [];
-    }
-    const pids = this.agents();
+  /** SIGTERM, wait (a zombie counts as dead), then SIGKILL whoever is left. */
+  private async terminate(pids: number[]): Promise<void> {
     for (const pid of pids) this.signal(pid, "SIGTERM");
     const deadline = Date.now() + timeouts.stop();
     while (pids.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
@@ -78,20 +86,36 @@ export class Supervisor {
       this.log.warn(`agent pid ${pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
       this.signal(pid, "SIGKILL");
     }
-    // Whoever still holds the port is one of ours the scan missed, or is dying.
-    const portDeadline = Date.now() + 5_000;
-    for (;;) {
+  }
+
+  /**
+   * Stops every agent of this worker. Complete only when nothing holds the
+   * agent port: a `decnet agent` still holding it (started by hand, no pid
+   * file, elsewhere) is stopped too; anything else holding it is an error.
+   */
+  async stop(): Promise<number[]> {
+    if (this.cfg.agentSupervisor === "systemd") {
+      await this.systemctl("stop");
+      return [];
+    }
+    const stopped = this.agents();
+    await this.terminate(stopped);
+    const deadline = Date.now() + timeouts.stop() + 5_000;
+    while (this.portBusy()) {
       const holders = this.portHolders();
-      if (holders.length === 0) break;
-      if (Date.now() > portDeadline) {
-        throw new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is still held by pid ${holders.join(", ")}`, {
+      if (Date.now() > deadline) {
+        throw new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is still held by pid ${holders.join(", ") || "?"}`, {
+          hint: "a process that is not this worker's decnet agent holds the port; stop it or pick another --agent-port",
           detail: { holders: holders.map((p) => ({ pid: p, argv: cmdline(p) })) },
         });
       }
-      for (const pid of holders) if (this.isOurs(pid, holders)) this.signal(pid, "SIGKILL");
-      await Bun.sleep(20);
+      const ours = holders.filter((p) => !stopped.includes(p) && this.isOurs(p, holders));
+      if (ours.length) {
+        await this.terminate(ours);
+        stopped.push(...ours);
+      } else await Bun.sleep(20);
     }
-    return pids;
+    return stopped;
   }
 
   private signal(pid: number, sig: NodeJS.Signals): void {

@@ -1,0 +1,160 @@
+/**
+ * `bun run bench`: the performance figures of issue 7, measured in one run on
+ * this machine, as ratios where a ratio is the point. Builds two releases that
+ * differ by one line of app code, starts 12 workers on loopback, and measures:
+ * bytes of a delta push against the full release (with and without
+ * --bytecode), wall time of full and delta pushes to one host, 12 hosts
+ * against 1, rollback, the updater's peak RSS during a full upload against its
+ * idle RSS, and `decnet version` start-up. Prints a table, writes JSON.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { build } from "../build.ts";
+import { Fleet, ROOT, runCli } from "../test/fleet/harness.ts";
+
+const OUT = join(ROOT, "bench/results");
+const work = mkdtempSync(join(tmpdir(), "decnet-bench-"));
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+/** A copy of the source tree, optionally with one line of app code changed. */
+function tree(name: string, change: boolean): string {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  for (const f of ["src", "build.ts", "package.json", "tsconfig.json"]) cpSync(join(ROOT, f), join(dir, f), { recursive: true });
+  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  if (change) {
+    const main = join(dir, "src/main.ts");
+    const text = readFileSync(main, "utf8");
+    const changed = text.replace('"Keep a fleet of workers on the code you choose"', '"Keep a fleet of workers on the code you choose, fast"');
+    if (changed === text) throw new Error("the one-line change did not apply");
+    writeFileSync(main, changed);
+  }
+  return dir;
+}
+
+async function releasePair(bytecode: boolean) {
+  const tag = bytecode ? "bc" : "plain";
+  process.env.DECNET_BYTECODE = bytecode ? "1" : "0";
+  const out: Record<"a" | "b", { bin: string; file: string; size: number }> = {} as never;
+  for (const [k, change] of [["a", false], ["b", true]] as const) {
+    const bin = join(work, `decnet-${tag}-${k}`);
+    await build({ root: tree(`${tag}-${k}`, change), out: bin, version: "9.0.0-bench" });
+    const file = join(work, `${tag}-${k}.tar.gz`);
+    const r = await runCli(bin, ["release", "pack", bin, "--out", file], {});
+    if (r.code !== 0) throw new Error(r.stderr);
+    out[k] = { bin, file, size: Bun.file(file).size };
+  }
+  delete process.env.DECNET_BYTECODE;
+  return out;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { ms: Math.round(performance.now() - t0), value };
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : 0;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main() {
+  log(`building two release pairs (one line of app code apart) in ${work}`);
+  // `main` is the default build (--bytecode); `alt` the plain one it was weighed against.
+  const main = await releasePair(true);
+  const alt = await releasePair(false);
+
+  await using fleet = await Fleet.create({ workers: 12 });
+  await fleet.startAll();
+  const hosts = fleet.workers.map((w) => w.name);
+  const push = async (names: string[], file: string, extra: string[] = []) => {
+    const r = await fleet.cli(["swarm", "update", "--host", names.join(","), "--artifact", file, "--json", ...extra]);
+    const rep = JSON.parse(r.stdout) as { hosts: Array<{ agent: string; bytes_sent: number; detail: string }> };
+    if (r.code !== 0) throw new Error(`push failed: ${rep.hosts.map((h) => h.detail).join("; ")}`);
+    return rep.hosts;
+  };
+
+  log("full push to one host (w1), with the updater's RSS sampled");
+  const w1 = fleet.worker("w1");
+  const updaterPid = Number(readFileSync(w1.paths.updater.pid, "utf8"));
+  const idleRss = rssKb(updaterPid);
+  let peakRss = idleRss;
+  const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssKb(updaterPid)); }, 5);
+  const full1 = await timed(() => push(["w1"], main.a.file));
+  clearInterval(sampler);
+
+  log("delta push to one host (w1)");
+  const delta1 = await timed(() => push(["w1"], main.b.file));
+
+  log("rollback on w1");
+  const rollback = await timed(() => fleet.cli(["swarm", "rollback", "--host", "w1"]));
+  if (rollback.value.code !== 0) throw new Error(rollback.value.stderr);
+
+  log("full push to the other 11 hosts, then a delta push to all 12");
+  await push(hosts.slice(1), main.a.file);
+  // All 12 at once: the default concurrency (8) would push in two waves.
+  const delta12 = await timed(() => push(hosts, main.b.file, ["--concurrency", "12"]));
+
+  log("the same one-line change with plain (no --bytecode) builds");
+  await push(["w2"], alt.a.file, ["--full"]);
+  const altDelta = await push(["w2"], alt.b.file);
+
+  log("decnet version start-up (30 runs each)");
+  const startup = async (bin: string) => {
+    const ms: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      Bun.spawnSync([bin, "version"], { stdout: "ignore" });
+      ms.push(performance.now() - t0);
+    }
+    return Math.round(median(ms) * 10) / 10;
+  };
+  const startMain = await startup(main.a.bin);
+  const startAlt = await startup(alt.a.bin);
+
+  const r = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", mem_gb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, date: new Date().toISOString() },
+    release_bytes: main.a.size,
+    delta_bytes: delta1.value[0]!.bytes_sent,
+    delta_ratio: delta1.value[0]!.bytes_sent / main.b.size,
+    without_bytecode: { release_bytes: alt.a.size, delta_bytes: altDelta[0]!.bytes_sent, delta_ratio: altDelta[0]!.bytes_sent / alt.b.size },
+    full_push_ms: full1.ms,
+    delta_push_ms: delta1.ms,
+    delta_push_12_ms: delta12.ms,
+    twelve_vs_one: delta12.ms / delta1.ms,
+    rollback_ms: rollback.ms,
+    updater_rss_idle_mb: Math.round(idleRss / 1024),
+    updater_rss_peak_mb: Math.round(peakRss / 1024),
+    updater_rss_growth_mb: Math.round((peakRss - idleRss) / 1024),
+    version_startup_ms: { bytecode: startMain, without_bytecode: startAlt },
+    details: { delta1: delta1.value[0]!.detail, delta12: delta12.value.map((h) => h.bytes_sent) },
+  };
+
+  const rows: Array<[string, string, string]> = [
+    ["delta push bytes / full release", `${(r.delta_ratio * 100).toFixed(2)}% (${(r.delta_bytes / 1e3).toFixed(0)} kB of ${(r.release_bytes / 1e6).toFixed(1)} MB)`, "≤ 2% (aim 1%)"],
+    ["  same without --bytecode", `${(r.without_bytecode.delta_ratio * 100).toFixed(2)}% (${(r.without_bytecode.delta_bytes / 1e3).toFixed(0)} kB)`, "—"],
+    ["full push, 1 host", `${(r.full_push_ms / 1000).toFixed(2)} s`, "≤ 3 s"],
+    ["delta push, 1 host", `${(r.delta_push_ms / 1000).toFixed(2)} s`, "≤ 1 s"],
+    ["delta push, 12 hosts / 1 host", `${r.twelve_vs_one.toFixed(2)}× (${(r.delta_push_12_ms / 1000).toFixed(2)} s)`, "≤ 3×"],
+    ["rollback, 1 host", `${(r.rollback_ms / 1000).toFixed(2)} s`, "—"],
+    ["updater RSS growth in a full upload", `${r.updater_rss_growth_mb} MB (idle ${r.updater_rss_idle_mb} MB, peak ${r.updater_rss_peak_mb} MB)`, "≤ 48 MB"],
+    ["`decnet version` start-up (median)", `${r.version_startup_ms.bytecode} ms; ${r.version_startup_ms.without_bytecode} ms without --bytecode`, "—"],
+  ];
+  const w = Math.max(...rows.map((x) => x[0].length));
+  const v = Math.max(...rows.map((x) => x[1].length));
+  process.stdout.write(`\ndecnet bench — ${r.machine.cpus} × ${r.machine.model}, ${r.machine.mem_gb} GiB, bun ${r.machine.bun}\n\n`);
+  for (const [k, val, target] of rows) process.stdout.write(`${k.padEnd(w)}  ${val.padEnd(v)}  ${target}\n`);
+  mkdirSync(OUT, { recursive: true });
+  writeFileSync(join(OUT, "latest.json"), `${JSON.stringify(r, null, 2)}\n`);
+  process.stdout.write(`\nwritten to bench/results/latest.json\n`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
