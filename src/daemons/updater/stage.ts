@@ -4,7 +4,7 @@
  * not exactly as the manifest says. Nothing is written outside staging, and
  * staging is removed on any failure.
  */
-import { chmodSync, closeSync, mkdirSync, openSync, constants as C, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, constants as C, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Manifest, MANIFEST_MAX_BYTES, Manifest as ManifestSchema, type ManifestFile, releaseId } from "../../protocol/manifest.ts";
 import { DecnetError } from "../../lib/errors.ts";
@@ -74,8 +74,13 @@ export class VerifiedFile {
     }
   }
 
-  /** Closes and verifies size and sha256; returns the block digests. */
+  /**
+   * Flushes to disk, closes and verifies size and sha256; returns the block
+   * digests. Flushed before `current` can point here: after a power cut a
+   * release is whole or was never switched to.
+   */
   finish(): Uint8Array {
+    if (!this.closed) fsyncSync(this.fd);
     this.close();
     const sha = this.hash.digest("hex");
     if (this.written !== this.want.size) throw bad(`size mismatch for ${this.want.path}: got ${this.written} bytes, manifest ${this.want.size}`);
