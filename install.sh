@@ -157,6 +157,18 @@ write_if_changed() { # file content
 units() { # decnet home (as seen on the worker)
   dir="$ROOT/etc/systemd/system"
   mkdir -p "$dir"
+  # Both daemons: nothing that stops the updater re-executing itself or
+  # calling systemctl; the install dir stays writable.
+  hardening="NoNewPrivileges=yes
+ProtectSystem=full
+ProtectHome=read-only
+ReadWritePaths=$INSTALL_DIR
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes"
   write_if_changed "$dir/decnet-updater.service" "[Unit]
 Description=decnet updater: installs pushed releases and supervises the agent
 Documentation=https://github.com/decnet/decnet
@@ -169,18 +181,7 @@ ExecStart=$INSTALL_DIR/updater/current/decnet updater --install-dir $INSTALL_DIR
 WorkingDirectory=$INSTALL_DIR
 Restart=always
 RestartSec=2
-# It replaces itself in place (execve keeps the pid) and restarts the agent
-# through systemctl: no sandbox that blocks either.
-NoNewPrivileges=yes
-ProtectSystem=full
-ProtectHome=read-only
-ReadWritePaths=$INSTALL_DIR
-PrivateTmp=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
+$hardening
 
 [Install]
 WantedBy=multi-user.target"
@@ -195,15 +196,7 @@ ExecStart=$INSTALL_DIR/current/decnet agent --install-dir $INSTALL_DIR --agent-d
 WorkingDirectory=$INSTALL_DIR
 Restart=always
 RestartSec=2
-NoNewPrivileges=yes
-ProtectSystem=full
-ProtectHome=read-only
-ReadWritePaths=$INSTALL_DIR
-PrivateTmp=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
+$hardening
 
 [Install]
 WantedBy=multi-user.target"

@@ -5,8 +5,9 @@
 import { closeSync, fsyncSync, openSync, renameSync, symlinkSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, "r");
+/** fsync(2) a file or a directory by path. */
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
   } finally {
@@ -29,7 +30,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     try { unlinkSync(tmp); } catch {}
     throw e;
   }
-  fsyncDir(dirname(path));
+  fsyncPath(dirname(path));
 }
 
 /**
@@ -41,5 +42,5 @@ export function replaceSymlink(link: string, target: string): void {
   try { unlinkSync(tmp); } catch {}
   symlinkSync(target, tmp);
   renameSync(tmp, link);
-  fsyncDir(dirname(link));
+  fsyncPath(dirname(link));
 }

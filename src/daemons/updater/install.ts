@@ -3,22 +3,14 @@
  * (`staging/decnet version --json` must exit 0 and report the manifest's
  * version), then one rename into releases/<id>.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, renameSync, rmSync } from "node:fs";
+import { fsyncPath } from "../../lib/atomic.ts";
 import { join } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { run } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { Staged } from "./stage.ts";
-
-function fsyncPath(p: string): void {
-  const fd = openSync(p, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 const tail = (s: string, n = 8192) => (s.length > n ? s.slice(-n) : s);
 
