@@ -13,7 +13,7 @@ setDefaultTimeout(90_000);
 
 let fleet: Fleet;
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
+  fleet = await Fleet.create({ workers: 3 });
 }, 180_000);
 afterAll(() => fleet[Symbol.asyncDispose]());
 
@@ -50,4 +50,26 @@ test("SIGTERM stops an agent cleanly: socket and pid file removed, port free", a
   const deadline = Date.now() + 5000;
   while (isAlive(pid) && Date.now() < deadline) await Bun.sleep(20);
   expect({ alive: isAlive(pid), sock: existsSync(w2.paths.agentSock), pidFile: existsSync(w2.paths.agentPid), holders: holders(w2.address) }).toEqual({ alive: false, sock: false, pidFile: false, holders: [] });
+});
+
+test("a foreign process holding the agent port fails the update with a 500 naming it; nothing stays switched, the next push works", async () => {
+  const w3 = fleet.worker("w3");
+  await fleet.startUpdater(w3, { DECNET_STOP_TIMEOUT_MS: "300" });
+  // Not a decnet agent: a plain listener that happens to hold the port.
+  const squatter = Bun.spawn(["bun", "-e", `Bun.listen({ hostname: "${w3.address}", port: 8765, socket: { data() {} } }); setInterval(() => {}, 1000)`], { stdout: "ignore", stderr: "ignore" });
+  const deadline = Date.now() + 5000;
+  while (holders(w3.address).length === 0 && Date.now() < deadline) await Bun.sleep(20);
+  const v1 = await release("v1");
+  const r = await fleet.push(w3, v1.file);
+  const after = { current: existsSync(w3.paths.current), journal: existsSync(w3.paths.stateJson), squatterAlive: isAlive(squatter.pid) };
+  squatter.kill("SIGKILL");
+  await squatter.exited;
+  const next = await fleet.push(w3, v1.file);
+  expect({
+    status: r.status,
+    code: r.body.error?.code,
+    names: r.body.error?.message.includes(`held by pid ${squatter.pid}`),
+    after,
+    next: next.status,
+  }).toEqual({ status: 500, code: "install_failed", names: true, after: { current: false, journal: false, squatterAlive: true }, next: 200 });
 });

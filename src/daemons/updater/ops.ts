@@ -85,7 +85,15 @@ export class AgentOps {
         this.slots.setPrevious(from);
         this.slots.setCurrent(id);
       }
-      const { pid, logOffset } = await this.d.sup.restart();
+      let restarted: Awaited<ReturnType<Supervisor["restart"]>>;
+      try {
+        restarted = await this.d.sup.restart();
+      } catch (e) {
+        // Could not even start the new agent: go back, as for an unhealthy one.
+        await this.undoSwitch(from, prev, id);
+        throw e;
+      }
+      const { pid, logOffset } = restarted;
       at.restarted = performance.now();
       this.journal({ op: "update", phase: "probing", from, prev, target: id, pid }, started);
       const t = await probe({ sock: this.d.paths.agentSock, release: id, pid, deadlineMs: timeouts.probe(), logTail: () => this.d.sup.logSince(logOffset) });
@@ -103,6 +111,15 @@ export class AgentOps {
       // Whatever happened, no operation is in flight once we answer.
       if (readJournal(this.d.paths)?.op === "update") clearJournal(this.d.paths);
     }
+  }
+
+  /** Best effort after a failure past the switch: slots back, the old agent running. */
+  private async undoSwitch(from: string | null, prev: string | null, failed: string): Promise<void> {
+    this.slots.mark(failed, "failed");
+    this.slots.setCurrent(from);
+    this.slots.setPrevious(prev);
+    clearJournal(this.d.paths);
+    if (from) await this.restartAndProbe(from).catch((e) => this.d.log.error("could not restart the previous agent:", e));
   }
 
   /** The new agent is unhealthy: flip back, restart, re-probe, answer 409. */

@@ -96,11 +96,21 @@ export class SelfOps {
     }
   }
 
-  /** Replace this process with updater/current/decnet, same pid. */
+  /**
+   * Replace this process with updater/current/decnet, same pid. If execve
+   * itself fails the servers are already down: exit non-zero so a supervisor
+   * (systemd's Restart=) starts updater/current, the release that passed
+   * preflight.
+   */
   async reexec(stopServers: () => void): Promise<never> {
     stopServers();
     const exe = join(this.paths.updater.current, RELEASE_BINARY);
-    return reexec(exe, [exe, ...updaterArgv(this.cfg)], updaterEnv(this.cfg));
+    try {
+      return await reexec(exe, [exe, ...updaterArgv(this.cfg)], updaterEnv(this.cfg));
+    } catch (e) {
+      this.log.error(`re-exec of ${exe} failed; exiting for the supervisor to restart it:`, e);
+      process.exit(1);
+    }
   }
 
   /**
