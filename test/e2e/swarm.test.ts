@@ -125,3 +125,20 @@ test("the registry keeps every push: who, what, where, when, outcome", async () 
   const list = await fleet.cli(["swarm", "list"]);
   expect(list.stdout.split("\n").find((l) => l.startsWith("w1 "))).toContain("rollback: updated");
 });
+
+test("on a terminal: live per-host progress redrawn in place and coloured outcomes; elsewhere plain lines, no escapes", async () => {
+  const v1 = await release("v1");
+  const cmd = `${fleet.bin} swarm update --host w1 --artifact ${v1.file}`;
+  // `script` gives the command a real pty, as an operator's terminal would.
+  const p = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { env: { ...process.env, ...fleet.env, NO_COLOR: "" }, stdout: "pipe", stderr: "pipe" });
+  const [tty, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+  const plain = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v1.file], { env: { NO_COLOR: "" } });
+  expect({
+    code,
+    redrawn: /\x1b\[\d+A/.test(tty) && tty.includes("\x1b[2K  w1  "),
+    green: tty.includes("\x1b[32mupdated\x1b[0m"),
+    plainCode: plain.code,
+    plainEscapes: /\x1b\[/.test(plain.stdout + plain.stderr),
+    plainLines: plain.stderr.split("\n").filter((l) => l.startsWith("w1: ")).map((l) => l.split(" ")[1]),
+  }).toEqual({ code: 0, redrawn: true, green: true, plainCode: 0, plainEscapes: false, plainLines: ["uploading", "installing,", "checking", "updated"] });
+});
