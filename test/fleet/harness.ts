@@ -5,7 +5,7 @@
  * install dirs — all from the one compiled binary. `await using` stops
  * everything it started.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "../../build.ts";
@@ -16,7 +16,15 @@ import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const FIXTURES = join(ROOT, "test/fixtures/releases");
-const CACHE = join(ROOT, ".cache/test");
+// Per process: `bun run demo` (run by a test) builds and packs in parallel
+// with the test process, and must not overwrite releases it has cached ids for.
+const CACHE_ROOT = join(ROOT, ".cache/test");
+const CACHE = join(CACHE_ROOT, String(process.pid));
+process.on("exit", () => rmSync(CACHE, { recursive: true, force: true }));
+// `bun test` may end without "exit" handlers: drop caches of processes that are gone.
+for (const d of (() => { try { return readdirSync(CACHE_ROOT); } catch { return []; } })()) {
+  if (/^\d+$/.test(d) && !isAlive(Number(d))) rmSync(join(CACHE_ROOT, d), { recursive: true, force: true });
+}
 
 export interface Built {
   bin: string;
