@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
-import { isAlive } from "../../src/lib/procfs.ts";
+import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 
 // Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
 setDefaultTimeout(90_000);
@@ -79,6 +79,8 @@ for (const fixture of ["agent-exits", "agent-silent"] as const) {
       agent: { release: h.release, pid: h.pid === agentPid(w) },
       kept: existsSync(w.paths.release(bad.id)),
       status_in_releases: (await fleet.releases(w)).releases.find((x) => x.id === bad.id)?.status,
+      // No stray: the only agent process of this worker is the healthy one.
+      agents: allPids().filter((p) => isAlive(p) && cmdline(p).includes("agent") && cmdline(p).includes(w.installDir)),
     }).toEqual({
       status: 409,
       code: "rolled_back",
@@ -91,6 +93,7 @@ for (const fixture of ["agent-exits", "agent-silent"] as const) {
       agent: { release: v2.id, pid: true },
       kept: true,
       status_in_releases: "failed",
+      agents: [h.pid],
     });
   });
 }
