@@ -123,3 +123,20 @@ test("clear errors: a missing bundle, a wrong architecture, no root", async () =
     wroteNothing: (() => { try { return readdirSync(root).length; } catch { return 0; } })(),
   }).toEqual({ missing: [1, true], swapped: [1, true], arch: [1, true], nobody: [1, true], usage: [2, true], wroteNothing: 0 });
 });
+
+test("install.sh --url downloads the binary and checks --sha256: a match installs, a mismatch is refused with nothing written", async () => {
+  const bytes = await Bun.file(fleet.bin).bytes();
+  // A file server on loopback, as `curl | sh -s -- --url …` would reach one.
+  await using server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(bytes) });
+  const url = `http://127.0.0.1:${server.port}/decnet-linux-x64`;
+  const sha = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+  const good = join(fleet.root, "url-good");
+  const bad = join(fleet.root, "url-bad");
+  const base = ["--url", url, "--bundle", w.agentBundle, "--updater-bundle", w.updaterBundle, "--no-systemd"];
+  const ok = await install([...base, "--sha256", sha, "--root", good]);
+  const wrong = await install([...base, "--sha256", "0".repeat(64), "--root", bad]);
+  expect({
+    ok: [ok.code, readlinkSync(join(good, "opt/decnet/current")).startsWith("releases/")],
+    wrong: [wrong.code, wrong.stderr.includes(`expected ${"0".repeat(64)}`), readdirSync(bad).length],
+  }).toEqual({ ok: [0, true], wrong: [1, true, 0] });
+});
