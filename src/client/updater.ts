@@ -15,8 +15,8 @@ export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), "/health", { sc
 export const releases = (e: UpdaterEndpoint) => call(ep(e), "/releases", { schema: ReleasesResponse, timeoutMs: timeouts.request() });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), "/rollback", { method: "POST", schema: SwitchResponse, timeoutMs: timeouts.rollback() });
 
-export const blocks = (e: UpdaterEndpoint, release: string) =>
-  call(ep(e), `/blocks?release=${release}`, { schema: BlocksResponse, timeoutMs: timeouts.request() });
+export const blocks = (e: UpdaterEndpoint, release: string, slot: "agent" | "updater" = "agent") =>
+  call(ep(e), `/blocks?release=${release}&slot=${slot}`, { schema: BlocksResponse, timeoutMs: timeouts.request() });
 
 /**
  * Streams a body to an upload route, counting bytes as they leave; never
@@ -73,9 +73,9 @@ function fileStream(file: string): ReadableStream<Uint8Array> {
 export const update = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void, path = "/update") =>
   upload(e, path, fileStream(file), statSync(file).size, onBytes);
 
-/** A delta against `base` (already compressed, in memory) to /update?delta=base. */
-export const updateDelta = (e: UpdaterEndpoint, base: string, body: Uint8Array, onBytes?: (sent: number, total: number | null) => void) =>
-  upload(e, `/update?delta=${base}`, new Blob([body]).stream(), body.byteLength, onBytes);
+/** A delta against `base` (already compressed, in memory) to /update?delta=base, or /update-self's. */
+export const updateDelta = (e: UpdaterEndpoint, base: string, body: Uint8Array, onBytes?: (sent: number, total: number | null) => void, self = false) =>
+  upload(e, `${self ? "/update-self?confirm_self=true&" : "/update?"}delta=${base}`, new Blob([body]).stream(), body.byteLength, onBytes);
 
 /** /update-self: the same streamed upload; answered 202 before the updater re-executes. */
 export const updateSelf = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void) =>

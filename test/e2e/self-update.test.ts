@@ -72,6 +72,22 @@ test("pushing the same updater release twice is harmless", async () => {
   });
 });
 
+test("--include-self to a new release sends the updater a delta too, and it re-executes on it", async () => {
+  const w = fleet.worker("w1");
+  const v1 = await release("v1");
+  const pid = updaterPid();
+  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v1.file, "--include-self", "--json"]);
+  const row = JSON.parse(r.stdout).hosts[0] as { agent: string; self: string; detail: string; bytes_sent: number };
+  const h = await fleet.health(w);
+  expect({
+    code: r.code,
+    row: [row.agent, row.self],
+    updaterDelta: /updater re-executed on it, delta \d+ kB against [0-9a-f]{12}$/.test(row.detail),
+    small: row.bytes_sent < Bun.file(v1.file).size * 0.05,
+    health: { release: h.release, pid: h.pid },
+  }).toEqual({ code: 0, row: ["updated", "updated"], updaterDelta: true, small: true, health: { release: v1.id, pid } });
+});
+
 test("a self-update whose binary fails the preflight is refused; the old updater keeps serving, nothing switched", async () => {
   const w = fleet.worker("w1");
   const bad = await release("preflight-fails");
@@ -109,8 +125,8 @@ test("an agent update that rolls back attempts no self-update on that host", asy
 
 test("kill -9 between the 202 and the re-exec: restarted from updater/current, it comes up on the new release, consistent", async () => {
   const w = fleet.worker("w1");
-  const v1 = await release("v1");
-  const res = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(v1.file) });
+  const v2 = await release("v2");
+  const res = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(v2.file) });
   process.kill(updaterPid(), "SIGKILL");
   const journalled = JSON.parse(readFileSync(w.paths.updater.stateJson, "utf8")) as { phase: string; target: string };
   // As systemd would: ExecStart goes through updater/current.
@@ -122,7 +138,7 @@ test("kill -9 between the 202 and the re-exec: restarted from updater/current, i
     after: { release: h.release, journal: existsSync(w.paths.updater.stateJson), slot: readlinkSync(w.paths.updater.current) },
   }).toEqual({
     answered: 202,
-    journalled: { phase: "switched", target: v1.id },
-    after: { release: v1.id, journal: false, slot: `releases/${v1.id}` },
+    journalled: { phase: "switched", target: v2.id },
+    after: { release: v2.id, journal: false, slot: `releases/${v2.id}` },
   });
 });

@@ -9,7 +9,7 @@ import { os } from "../../lib/os-user.ts";
 import { RemoteError, DecnetError, errorMessage, usageError } from "../../lib/errors.ts";
 import { homePaths } from "../../lib/paths.ts";
 import { agentHealth } from "../../client/agent.ts";
-import { blocks, releases, update as pushUpdate, updateDelta, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
+import { blocks, releases, update as pushUpdate, updateDelta, updaterHealth, updateSelf, waitForUpdaterRelease } from "../../client/updater.ts";
 import type { BlocksResponse } from "../../protocol/delta.ts";
 import { deltaBody, planDelta } from "../delta.ts";
 import { timeouts } from "../../lib/timeouts.ts";
@@ -78,21 +78,6 @@ function describe(e: unknown): { outcome: Outcome; detail: string } {
   return { outcome: "error", detail: errorMessage(e) };
 }
 
-/** /update-self, then wait for the updater to come back on the release. */
-async function selfUpdate(h: Host, r: Release, onProgress: (p: Progress) => void): Promise<{ self: "updated" | "error"; detail: string; bytes: number }> {
-  const e = { host: h.name, address: h.address, port: h.updater_port };
-  onProgress({ host: h.name, phase: "self-updating" });
-  let bytes = 0;
-  try {
-    const { result, bytesSent } = await updateSelf(e, r.file);
-    bytes = bytesSent;
-    if (result.status !== "unchanged") await waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
-    return { self: "updated", detail: result.status === "unchanged" ? "updater already on it" : "updater re-executed on it", bytes };
-  } catch (err) {
-    return { self: "error", detail: `self-update: ${describe(err).detail}`, bytes };
-  }
-}
-
 /** Shared by every host of a run: one delta body per base release (null: send it whole). */
 class DeltaSource {
   private bodies = new Map<string, Promise<Uint8Array | null>>();
@@ -112,19 +97,24 @@ class DeltaSource {
 const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
 const kb = (n: number) => `${(n / 1000).toFixed(0)} kB`;
 
-/** Sends the release: as a delta against the worker's current release when it can, else in full. */
-async function send(e: { host: string; address: string; port: number }, r: Release, delta: DeltaSource | null, onBytes: (sent: number, total: number | null) => void) {
+/**
+ * Sends the release to the agent's slots (/update) or the updater's own
+ * (/update-self): as a delta against the release it runs when it can, else
+ * whole. Returns the answer, the bytes sent and a note for the row.
+ */
+async function send(e: { host: string; address: string; port: number }, r: Release, delta: DeltaSource | null, onBytes: (sent: number, total: number | null) => void, target: "agent" | "updater" = "agent") {
+  const self = target === "updater";
   let note = "full";
   if (delta) {
     try {
-      const { current } = await releases(e);
-      if (!current) note = "full (no release there yet)";
+      const base = self ? (await updaterHealth(e)).release : (await releases(e)).current;
+      if (!base) note = self ? "full (the updater runs no release yet)" : "full (no release there yet)";
       else {
-        const body = await delta.body(await blocks(e, current));
+        const body = await delta.body(await blocks(e, base, target));
         if (!body) note = "full (a delta would carry most of it)";
         else {
-          const { result, bytesSent } = await updateDelta(e, current, body, onBytes);
-          return { result, bytesSent, note: `delta ${kb(bytesSent)} against ${current.slice(0, 12)}` };
+          const { result, bytesSent } = await updateDelta(e, base, body, onBytes, self);
+          return { result, bytesSent, note: `delta ${kb(bytesSent)} against ${base.slice(0, 12)}` };
         }
       }
     } catch (err) {
@@ -132,8 +122,23 @@ async function send(e: { host: string; address: string; port: number }, r: Relea
       note = `full (delta refused: ${err.message})`;
     }
   }
-  const { result, bytesSent } = await pushUpdate(e, r.file, onBytes);
+  const { result, bytesSent } = await (self ? updateSelf(e, r.file, onBytes) : pushUpdate(e, r.file, onBytes));
   return { result, bytesSent, note };
+}
+
+/** /update-self (delta when it can), then wait for the updater to come back on the release. */
+async function selfUpdate(h: Host, r: Release, delta: DeltaSource | null, onProgress: (p: Progress) => void): Promise<{ self: "updated" | "error"; detail: string; bytes: number }> {
+  const e = { host: h.name, address: h.address, port: h.updater_port };
+  onProgress({ host: h.name, phase: "self-updating" });
+  let bytes = 0;
+  try {
+    const sent = await send(e, r, delta, (n) => { bytes = n; }, "updater");
+    bytes = sent.bytesSent;
+    if (sent.result.status !== "unchanged") await waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
+    return { self: "updated", detail: sent.result.status === "unchanged" ? "updater already on it" : `updater re-executed on it, ${sent.note}`, bytes };
+  } catch (err) {
+    return { self: "error", detail: `self-update: ${describe(err).detail}`, bytes };
+  }
 }
 
 async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void, includeSelf: boolean, delta: DeltaSource | null): Promise<HostResult> {
@@ -159,7 +164,7 @@ async function pushOne(h: Host, r: Release, onProgress: (p: Progress) => void, i
     }
     const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
     if (!includeSelf) return { ...base, agent: "updated", detail, bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };
-    const s = await selfUpdate(h, r, onProgress);
+    const s = await selfUpdate(h, r, delta, onProgress);
     return { ...base, agent: "updated", self: s.self, detail: `${detail}; ${s.detail}`, bytes_sent: bytes + s.bytes, duration_ms: Math.round(performance.now() - t0) };
   } catch (e) {
     return { ...base, ...(({ outcome, detail }) => ({ agent: outcome, detail }))(describe(e)), bytes_sent: bytes, duration_ms: Math.round(performance.now() - t0) };

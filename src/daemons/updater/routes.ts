@@ -52,12 +52,21 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
   };
 }
 
+function stageOptions(d: UpdaterDeps, req: Request) {
+  const len = req.headers.get("content-length");
+  return { maxBytes: d.maxUploadBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+}
+
 export function updaterRoutes(d: UpdaterDeps): Routes {
   return {
     "GET /blocks": route({
-      query: z.object({ release: z.string().regex(/^[0-9a-f]{64}$/, "a release id") }),
+      query: z.object({
+        release: z.string().regex(/^[0-9a-f]{64}$/, "a release id"),
+        /** The agent's releases (default) or the updater's own. */
+        slot: z.enum(["agent", "updater"]).default("agent"),
+      }),
       handle: async ({ query }) => {
-        const b = await d.ops.slots.blocks(query.release);
+        const b = await (query.slot === "updater" ? d.self.slots : d.ops.slots).blocks(query.release);
         if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
         return b;
       },
@@ -71,18 +80,22 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
         d.lock.run("update", () => {
           // Install, restart and probes may take a while with nothing on the wire.
           server?.timeout(req, 0);
-          const len = req.headers.get("content-length");
-          const o = { maxBytes: d.maxUploadBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+          const o = stageOptions(d, req);
           const paths = d.ops.slots.paths;
           return d.ops.update(() => (query.delta ? stageDelta(d.ops.slots, paths, query.delta, req.body, o) : stageUpload(paths, req.body, o)));
         }),
     }),
     "POST /update-self": route({
-      query: z.object({ confirm_self: z.literal("true", { message: "add ?confirm_self=true: a self-update has no automatic rollback" }) }),
-      handle: async ({ req, server }) => {
+      query: z.object({
+        confirm_self: z.literal("true", { message: "add ?confirm_self=true: a self-update has no automatic rollback" }),
+        delta: z.string().regex(/^[0-9a-f]{64}$/, "a base release id").optional(),
+      }),
+      handle: async ({ req, server, query }) => {
         server?.timeout(req, 0);
-        const len = req.headers.get("content-length");
-        const r = await d.lock.run("update-self", () => d.self.install(req.body, len === null ? null : Number(len), req.signal));
+        const o = stageOptions(d, req);
+        const paths = d.self.slots.paths;
+        const stage = () => (query.delta ? stageDelta(d.self.slots, paths, query.delta, req.body, o) : stageUpload(paths, req.body, o));
+        const r = await d.lock.run("update-self", () => d.self.install(stage));
         if (!r.reexec) return r.response;
         // Hold every other operation off until the new image serves; answer
         // first, then replace ourselves once the answer is on the wire.

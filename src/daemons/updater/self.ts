@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { commit, installCheck } from "./install.ts";
 import { clearJournal, readJournal, writeJournal } from "./journal.ts";
 import { Slots } from "./slots.ts";
-import { stageUpload } from "./stage.ts";
+import type { Staged } from "./stage.ts";
 
 /** The updater's command line, rebuilt from its resolved configuration. */
 export function updaterArgv(cfg: ResolvedUpdaterConfig): string[] {
@@ -48,14 +48,17 @@ export class SelfOps {
     this.slots = new Slots(paths.updater);
   }
 
-  /** Stage, check, preflight, commit, flip. Returns what to answer and whether to re-exec. */
-  async install(body: ReadableStream<Uint8Array> | null, contentLength: number | null, signal?: AbortSignal): Promise<{ response: SwitchResponse; reexec: boolean }> {
+  /**
+   * Stage (full or delta, via `stage`), check, preflight, commit, flip.
+   * Returns what to answer and whether to re-exec.
+   */
+  async install(stage: () => Promise<Staged>): Promise<{ response: SwitchResponse; reexec: boolean }> {
     const started = new Date().toISOString();
     const from = this.slots.current();
     const prev = this.slots.previous();
     writeJournal(this.paths.updater, { op: "update-self", phase: "staging", from, prev, target: null, pid: process.pid, started_at: started });
     try {
-      const staged = await stageUpload(this.paths.updater, body, { maxBytes: this.cfg.maxUploadBytes, contentLength, signal });
+      const staged = await stage();
       const id = staged.manifest.id;
       const release = { id, version: staged.manifest.version };
       try {
