@@ -1,0 +1,69 @@
+/**
+ * --agent-supervisor systemd: the updater restarts the agent through
+ * systemctl and probes the MainPID it reports — for an update and for the
+ * automatic rollback. systemctl is a stand-in on PATH (no systemd runs here),
+ * like the compose stand-in: it runs the unit's ExecStart and tracks its pid.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Fleet, FIXTURES, release, type Worker } from "../fleet/harness.ts";
+import { isAlive } from "../../src/lib/procfs.ts";
+
+// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
+setDefaultTimeout(90_000);
+
+let fleet: Fleet;
+let w: Worker;
+let state: string;
+beforeAll(async () => {
+  fleet = await Fleet.create({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
+  w = fleet.worker("w1");
+  state = join(fleet.root, "systemd");
+  mkdirSync(state);
+  const env = {
+    PATH: `${join(FIXTURES, "../systemctl")}:${process.env.PATH}`,
+    SYSTEMCTL_STANDIN_DIR: state,
+    // What install.sh writes as the unit's ExecStart (with this worker's address).
+    SYSTEMCTL_STANDIN_EXEC: `${w.paths.current}/decnet agent --host ${w.address} --agent-dir ${w.agentBundle} --install-dir ${w.installDir}`,
+  };
+  const r = await fleet.cli([...fleet.updaterArgs(w), "--agent-supervisor", "systemd", "--daemon"], { env });
+  expect(r.code).toBe(0);
+}, 180_000);
+afterAll(() => fleet[Symbol.asyncDispose]());
+
+const mainPid = () => Number(readFileSync(join(state, "pid"), "utf8"));
+const calls = () => readFileSync(join(state, "calls.log"), "utf8").trim().split("\n");
+
+test("an update restarts the agent through systemctl and probes the MainPID it reports", async () => {
+  const v1 = await release("v1");
+  const r = await fleet.push(w, v1.file);
+  const h = await fleet.health(w);
+  expect({ status: r.status, agentPid: r.body.agent_pid === mainPid(), health: h.agent, calls: calls() }).toEqual({
+    status: 200,
+    agentPid: true,
+    health: { release: v1.id, pid: mainPid(), healthy: true },
+    calls: ["restart decnet-agent", "show -p MainPID --value decnet-agent"],
+  });
+});
+
+test("an unhealthy release is rolled back through systemctl too", async () => {
+  const v1 = await release("v1");
+  const bad = await release("agent-exits");
+  const before = mainPid();
+  const r = await fleet.push(w, bad.file);
+  const h = await fleet.health(w);
+  expect({
+    status: r.status,
+    rolledBack: r.body.error?.detail?.rolled_back,
+    health: h.agent,
+    oldGone: !isAlive(before),
+    calls: calls().slice(2),
+  }).toEqual({
+    status: 409,
+    rolledBack: true,
+    health: { release: v1.id, pid: mainPid(), healthy: true },
+    oldGone: true,
+    calls: ["restart decnet-agent", "show -p MainPID --value decnet-agent", "restart decnet-agent", "show -p MainPID --value decnet-agent"],
+  });
+});
