@@ -17,8 +17,15 @@ export interface Endpoint {
   role: "agent" | "updater";
 }
 
+let cachedBundle: { dir: string; bundle: Bundle } | undefined;
+
+/** The master identity, read once per process (a fan-out makes several calls per host). */
 export function masterBundle(): Bundle {
-  return readBundle(homePaths().master, "the master identity is created by any `decnet swarm` command (e.g. `decnet swarm list`)");
+  const paths = homePaths().master;
+  if (cachedBundle?.dir !== paths.dir) {
+    cachedBundle = { dir: paths.dir, bundle: readBundle(paths, "the master identity is created by any `decnet swarm` command (e.g. `decnet swarm list`)") };
+  }
+  return cachedBundle.bundle;
 }
 
 export function expectedCn(e: Endpoint): string {

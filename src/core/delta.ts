@@ -4,7 +4,7 @@
  * (giving up as soon as they pass half the release), and then streams
  * gzip(header, literal bytes) — only what the worker lacks.
  */
-import { BLOCK_SIZE, type BlocksResponse, type DeltaHeader, type DeltaOp } from "../protocol/delta.ts";
+import { BLOCK_SIZE, blockLen, type BlocksResponse, type DeltaHeader, type DeltaOp } from "../protocol/delta.ts";
 import type { Manifest } from "../protocol/manifest.ts";
 import { RELEASE_MANIFEST } from "../lib/paths.ts";
 import { readTarball } from "../lib/tarball.ts";
@@ -18,7 +18,6 @@ export interface DeltaPlan {
   totalBytes: number;
 }
 
-const blockLen = (size: number, i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);
 const hexOf = (d: Uint8Array) => Buffer.from(d).toString("hex");
 
 /** Index of a base release: digest → where it is, with the block's length. */

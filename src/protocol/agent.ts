@@ -29,4 +29,3 @@ export const DeployRequest = z.object({
   compose: z.string().min(1).max(1024 * 1024),
 });
 export const TeardownRequest = z.object({ project: ProjectName });
-export const ComposeResult = z.object({ project: ProjectName, action: z.enum(["up", "down"]), stdout: z.string(), stderr: z.string() });

@@ -17,6 +17,9 @@ import { Manifest, ReleasePath } from "./manifest.ts";
 export const BLOCK_SIZE = 16 * 1024;
 export const DELTA_HEADER_MAX = 1024 * 1024;
 
+/** Length of block `i` of a file of `size` bytes: whole, except perhaps the last. */
+export const blockLen = (size: number, i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);
+
 /** GET /blocks?release=ID: every file's block digests, concatenated, base64. */
 export const BlocksResponse = z.object({
   release: z.string(),

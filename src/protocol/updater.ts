@@ -54,5 +54,3 @@ export const RolledBackDetail = z.object({
 });
 export type RolledBackDetail = z.infer<typeof RolledBackDetail>;
 
-/** The `detail` of a 500 install_failed. */
-export const InstallFailedDetail = z.object({ exit_code: z.number().nullable(), stderr: z.string(), stdout: z.string() });

@@ -66,7 +66,7 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
 });
 
 test("a mix of outcomes in one run (healthy, rolled back, unreachable) gives the right rows and exit 1", async () => {
-  const [w1, w2, w3] = ["w1", "w2", "w3"].map((n) => fleet.worker(n));
+  const [, w2, w3] = ["w1", "w2", "w3"].map((n) => fleet.worker(n));
   const mixed = await hostDependentRelease(w2!.address, join(fleet.root, "mixed.tar.gz"));
   process.kill(Number(readFileSync(w3!.paths.updater.pid, "utf8")), "SIGKILL");
   const r = await fleet.cli(["swarm", "update", "--host", "w1,w2,w3", "--artifact", mixed.file, "--json"]);
@@ -92,7 +92,6 @@ test("--dry-run with every worker down succeeds and lists the release and the ho
 });
 
 test("rollback and releases round trip; rollback with no previous fails cleanly", async () => {
-  const w1 = fleet.worker("w1");
   for (const n of ["w1", "w5"]) await fleet.startUpdater(fleet.worker(n));
   const v2 = await release("v2");
   const before = JSON.parse((await fleet.cli(["swarm", "releases", "--host", "w1", "--json"])).stdout);
@@ -113,7 +112,6 @@ test("rollback and releases round trip; rollback with no previous fails cleanly"
     tableCurrent: true,
     none: [1, "decnet: w5: has no previous release to roll back to — push a release first: `decnet swarm update --host w5`\n"],
   });
-  void w1;
 });
 
 test("the registry keeps every push: who, what, where, when, outcome", async () => {

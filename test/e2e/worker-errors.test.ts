@@ -5,7 +5,6 @@
  * The "updater" here is a stand-in served with the host's real certificate.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { join } from "node:path";
 import { Fleet, type Worker } from "../fleet/harness.ts";
 import { bundlePaths } from "../../src/lib/paths.ts";
 import { readBundle, serverTls } from "../../src/lib/tls.ts";

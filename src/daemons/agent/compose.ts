@@ -2,7 +2,7 @@
  * /deploy and /teardown: store the compose file under the install dir and run
  * `<compose-bin> compose -p NAME -f FILE up -d` (or `down`).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Deployment } from "../../protocol/agent.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";

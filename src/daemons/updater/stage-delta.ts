@@ -7,7 +7,7 @@
  */
 import { chmodSync, closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BLOCK_SIZE, DELTA_HEADER_MAX, DeltaHeader } from "../../protocol/delta.ts";
+import { BLOCK_SIZE, blockLen, DELTA_HEADER_MAX, DeltaHeader } from "../../protocol/delta.ts";
 import { releaseId } from "../../protocol/manifest.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
@@ -63,7 +63,6 @@ class ByteReader {
   }
 }
 
-const blockLen = (size: number, i: number) => Math.min(BLOCK_SIZE, size - i * BLOCK_SIZE);
 const COPY_CHUNK = BLOCK_SIZE * 64;
 
 export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
@@ -148,7 +147,7 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
             // Reads start on block boundaries and cover whole blocks (the last may be short).
             const b0 = pos / BLOCK_SIZE;
             const nb = Math.ceil(got / BLOCK_SIZE);
-            if (digests && digests.byteLength >= (b0 + nb) * 32) file.writeCopied(chunk, digests.subarray(b0 * 32, (b0 + nb) * 32));
+            if (digests && digests.byteLength >= (b0 + nb) * 32) file.write(chunk, digests.subarray(b0 * 32, (b0 + nb) * 32));
             else file.write(chunk);
             pos += got;
           }

@@ -42,14 +42,10 @@ export class VerifiedFile {
   }
 
   /**
-   * Writes bytes copied from a verified release, whose block digests are
-   * known: they are recorded, not recomputed. The whole-file sha256 is still
-   * computed over every byte, so a damaged source is caught at finish().
+   * Writes the next bytes. `knownDigests`, for whole blocks copied from a
+   * verified release, are recorded rather than recomputed; the whole-file
+   * sha256 still covers every byte, so a damaged source is caught at finish().
    */
-  writeCopied(c: Uint8Array, digests: Uint8Array): void {
-    this.write(c, digests);
-  }
-
   write(c: Uint8Array, knownDigests?: Uint8Array): void {
     if (this.written + c.byteLength > this.want.size) {
       this.close();

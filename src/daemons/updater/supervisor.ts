@@ -123,7 +123,7 @@ export class Supervisor {
   }
 
   /** Size of agent.spawn.log now, so a probe can quote only what follows. */
-  logOffset(): number {
+  private logOffset(): number {
     try {
       return statSync(this.paths.agentSpawnLog).size;
     } catch {
