@@ -6,6 +6,7 @@
 import { type ArgsDef, type CommandContext, type CommandDef, runCommand, showUsage } from "citty";
 import { env } from "../lib/env.ts";
 import { DecnetError, RemoteError, usageError } from "../lib/errors.ts";
+import { err } from "../lib/stdio.ts";
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -46,17 +47,17 @@ export function printError(e: unknown): number {
   if (e instanceof DecnetError || e instanceof RemoteError) {
     const where = e instanceof RemoteError ? `${e.host}: ` : "";
     const hint = e.hint ? ` — ${e.hint}` : "";
-    process.stderr.write(`decnet: ${where}${e.message}${hint}\n`);
-    if (env("DECNET_DEBUG")) process.stderr.write(`${e.stack}\n`);
+    err(`decnet: ${where}${e.message}${hint}\n`);
+    if (env("DECNET_DEBUG")) err(`${e.stack}\n`);
     return e instanceof DecnetError ? e.exitCode : 1;
   }
   if (e instanceof Error && e.name === "CLIError") {
-    process.stderr.write(`decnet: ${e.message.replace(/\x1b\[[0-9;]*m/g, "")} — see --help\n`);
+    err(`decnet: ${e.message.replace(/\x1b\[[0-9;]*m/g, "")} — see --help\n`);
     return 2;
   }
   const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`decnet: unexpected error: ${msg} — rerun with DECNET_DEBUG=1 and report it\n`);
-  if (env("DECNET_DEBUG") && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  err(`decnet: unexpected error: ${msg} — rerun with DECNET_DEBUG=1 and report it\n`);
+  if (env("DECNET_DEBUG") && e instanceof Error) err(`${e.stack}\n`);
   return 1;
 }
 

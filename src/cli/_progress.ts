@@ -2,6 +2,8 @@
  * Per-host progress while pushes run: on a terminal, one live line per host
  * redrawn in place; elsewhere, one plain line per phase change.
  */
+import { isatty } from "node:tty";
+import { err } from "../lib/stdio.ts";
 import type { Progress } from "../core/swarm/update.ts";
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
@@ -16,7 +18,7 @@ function line(p: Progress): string {
   }
 }
 
-export function progressPrinter(hosts: string[], tty = Boolean(process.stderr.isTTY)): { onProgress: (p: Progress) => void; finish: () => void } {
+export function progressPrinter(hosts: string[], tty = isatty(2)): { onProgress: (p: Progress) => void; finish: () => void } {
   const state = new Map<string, string>(hosts.map((h) => [h, "waiting"]));
   const width = Math.max(...hosts.map((h) => h.length));
   let drawn = 0;
@@ -25,8 +27,8 @@ export function progressPrinter(hosts: string[], tty = Boolean(process.stderr.is
     const now = Date.now();
     if (!force && now - last < 100) return;
     last = now;
-    if (drawn) process.stderr.write(`\x1b[${drawn}A`);
-    for (const [h, s] of state) process.stderr.write(`\x1b[2K  ${h.padEnd(width)}  ${s}\n`);
+    if (drawn) err(`\x1b[${drawn}A`);
+    for (const [h, s] of state) err(`\x1b[2K  ${h.padEnd(width)}  ${s}\n`);
     drawn = state.size;
   };
   return {
@@ -37,7 +39,7 @@ export function progressPrinter(hosts: string[], tty = Boolean(process.stderr.is
       if (tty) return draw(p.phase !== "uploading");
       // Plain output: phase changes only, not every chunk.
       if (p.phase === "uploading" && prev?.startsWith("uploading")) return;
-      process.stderr.write(`${p.host}: ${p.phase === "uploading" ? (p.total === null ? "uploading a delta" : `uploading ${mb(p.total)}`) : text}\n`);
+      err(`${p.host}: ${p.phase === "uploading" ? (p.total === null ? "uploading a delta" : `uploading ${mb(p.total)}`) : text}\n`);
     },
     finish() {
       if (tty) draw(true);

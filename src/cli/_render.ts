@@ -2,9 +2,11 @@
  * Terminal output: aligned tables, colour only on a TTY, and per-host status
  * words coloured by outcome (updated green, rolled-back yellow, error red).
  */
+import { isatty } from "node:tty";
 import { env } from "../lib/env.ts";
+import { out as write } from "../lib/stdio.ts";
 
-const tty = () => Boolean(process.stdout.isTTY) && !env("NO_COLOR");
+const tty = () => isatty(1) && !env("NO_COLOR");
 
 const COLOURS: Record<string, string> = { updated: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
 
@@ -24,11 +26,11 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function out(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
 export function printJson(v: unknown): void {
-  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+  write(`${JSON.stringify(v, null, 2)}\n`);
 }
 
 export const short = (id: string | null | undefined) => (id ? id.slice(0, 12) : "—");

@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { buildInfo } from "../lib/build-info.ts";
 import { action } from "./_action.ts";
 import { jsonArg } from "./_args.ts";
+import { out } from "../lib/stdio.ts";
 
 export default defineCommand({
   meta: { name: "version", description: "Print version, git sha, build time, target and release id" },
@@ -10,11 +11,11 @@ export default defineCommand({
   run: action(({ args }) => {
     const { compiled: _, ...info } = buildInfo();
     if (args.json) {
-      process.stdout.write(`${JSON.stringify(info)}\n`);
+      out(`${JSON.stringify(info)}\n`);
       return;
     }
     const sha = `${info.git.sha.slice(0, 12)}${info.git.dirty ? "-dirty" : ""}`;
     const rel = info.release ? info.release.slice(0, 12) : "none";
-    process.stdout.write(`decnet ${info.version} (${sha}, built ${info.built_at ?? "from source"}, ${info.target}, release ${rel})\n`);
+    out(`decnet ${info.version} (${sha}, built ${info.built_at ?? "from source"}, ${info.target}, release ${rel})\n`);
   }),
 });

@@ -3,7 +3,6 @@
  * the bundle, then either serve in this process or detach a copy (--daemon).
  */
 import { accessSync, constants, mkdirSync } from "node:fs";
-import { createSecureContext } from "node:tls";
 import { DecnetError } from "../lib/errors.ts";
 import { resolveAgentConfig, resolveUpdaterConfig, DEFAULT_INSTALL_DIR } from "../lib/config.ts";
 import { daemonize, withoutDaemonFlag } from "../lib/daemonize.ts";
@@ -11,6 +10,7 @@ import { env, loadEnvLocal } from "../lib/env.ts";
 import { createLogger } from "../lib/log.ts";
 import { bundlePaths, installPaths } from "../lib/paths.ts";
 import { readBundle } from "../lib/tls.ts";
+import { out } from "../lib/stdio.ts";
 
 type Flags = Record<string, unknown>;
 
@@ -27,11 +27,11 @@ export async function startAgent(flags: Flags, detach: boolean): Promise<void> {
     const paths = installPaths(cfg.installDir);
     mkdirSync(paths.root, { recursive: true });
     const pid = await daemonize({ args: withoutDaemonFlag(process.argv.slice(2)), logFile: paths.agentSpawnLog, sock: paths.agentSock, cwd: paths.root });
-    process.stdout.write(`agent running, pid ${pid}, on ${cfg.host}:${cfg.port}, log ${paths.agentSpawnLog}\n`);
+    out(`agent running, pid ${pid}, on ${cfg.host}:${cfg.port}, log ${paths.agentSpawnLog}\n`);
     return;
   }
   const { start } = await import("./agent/main.ts");
-  await start(cfg, createLogger("agent", { daemon: true }));
+  await start(cfg, createLogger("agent"));
 }
 
 /**
@@ -39,7 +39,9 @@ export async function startAgent(flags: Flags, detach: boolean): Promise<void> {
  * each certificate matches its key, the install dir — and binds nothing. A
  * self-update runs the new binary this way before it may replace the old one.
  */
-function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): void {
+async function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): Promise<void> {
+  // node:tls only here: loading it costs every daemon start ~13 ms.
+  const { createSecureContext } = await import("node:tls");
   const bundles = [
     readBundle(bundlePaths(cfg.updaterDir, "updater"), `pass --updater-dir with the updater bundle`),
     readBundle(bundlePaths(cfg.agentDir, "worker"), `pass --agent-dir with the agent bundle`),
@@ -60,8 +62,8 @@ export async function startUpdater(flags: Flags, detach: boolean): Promise<void>
   loadEnv(flags);
   const cfg = resolveUpdaterConfig(flags);
   if (flags.preflight) {
-    preflight(cfg);
-    process.stdout.write(`preflight ok: updater for ${cfg.installDir} on ${cfg.host}:${cfg.port}\n`);
+    await preflight(cfg);
+    out(`preflight ok: updater for ${cfg.installDir} on ${cfg.host}:${cfg.port}\n`);
     return;
   }
   if (detach) {
@@ -69,9 +71,9 @@ export async function startUpdater(flags: Flags, detach: boolean): Promise<void>
     const paths = installPaths(cfg.installDir);
     mkdirSync(paths.updater.root, { recursive: true });
     const pid = await daemonize({ args: withoutDaemonFlag(process.argv.slice(2)), logFile: paths.updater.log, sock: paths.updater.sock, cwd: paths.root });
-    process.stdout.write(`updater running, pid ${pid}, on ${cfg.host}:${cfg.port}, log ${paths.updater.log}\n`);
+    out(`updater running, pid ${pid}, on ${cfg.host}:${cfg.port}, log ${paths.updater.log}\n`);
     return;
   }
   const { start } = await import("./updater/main.ts");
-  await start(cfg, createLogger("updater", { daemon: true }));
+  await start(cfg, createLogger("updater"));
 }

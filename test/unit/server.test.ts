@@ -10,7 +10,7 @@ import { DecnetError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/log.ts";
 
 // Unknown errors are logged with their stack; keep the test output quiet.
-const log = createLogger("test", { daemon: true });
+const log = createLogger("test");
 log.error = Object.assign(() => {}, { raw: () => {} });
 const app = createApp(
   {

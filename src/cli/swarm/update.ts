@@ -4,6 +4,7 @@ import { action, listArg } from "../_action.ts";
 import { jsonArg } from "../_args.ts";
 import { progressPrinter } from "../_progress.ts";
 import { out, paint, printJson, short, table } from "../_render.ts";
+import { err } from "../../lib/stdio.ts";
 
 export default defineCommand({
   meta: { name: "update", description: "Push a release to hosts (agent first)" },
@@ -33,7 +34,7 @@ export default defineCommand({
       dryRun: Boolean(args["dry-run"]),
       concurrency: args.concurrency === undefined ? undefined : Number(args.concurrency),
       onRelease: (r) => {
-        if (!args.json) process.stderr.write(`release ${r.manifest.version} ${short(r.manifest.id)} (${(r.size / 1e6).toFixed(1)} MB) from ${r.source}\n`);
+        if (!args.json) err(`release ${r.manifest.version} ${short(r.manifest.id)} (${(r.size / 1e6).toFixed(1)} MB) from ${r.source}\n`);
       },
       onProgress: (p) => {
         if (!printer && !args.json && !args["dry-run"]) printer = progressPrinter([p.host]);
@@ -49,7 +50,7 @@ export default defineCommand({
     else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === "—" ? h.self : paint(h.self), h.detail])));
     const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error").length;
     if (failed) {
-      if (!args.json) process.stderr.write(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);
+      if (!args.json) err(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);
       process.exitCode = 1;
     }
   }),
