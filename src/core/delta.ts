@@ -20,17 +20,27 @@ export interface DeltaPlan {
 
 const hexOf = (d: Uint8Array) => Buffer.from(d).toString("hex");
 
-/** Index of a base release: digest → where it is, with the block's length. */
-function index(base: BlocksResponse): Map<string, { path: string; index: number; len: number }> {
-  const have = new Map<string, { path: string; index: number; len: number }>();
+interface BaseBlock { path: string; index: number; len: number }
+
+/** A base release's blocks: by digest (first occurrence), and by position. */
+function index(base: BlocksResponse) {
+  const byDigest = new Map<string, BaseBlock>();
+  const files = new Map<string, { digests: Buffer; size: number }>();
   for (const [path, f] of Object.entries(base.files)) {
     const digests = Buffer.from(f.hashes, "base64");
+    files.set(path, { digests, size: f.size });
     for (let i = 0; i < digests.byteLength / 32; i++) {
       const k = digests.toString("hex", i * 32, i * 32 + 32);
-      if (!have.has(k)) have.set(k, { path, index: i, len: blockLen(f.size, i) });
+      if (!byDigest.has(k)) byDigest.set(k, { path, index: i, len: blockLen(f.size, i) });
     }
   }
-  return have;
+  /** Block `index` of `path` in the base, if it has this digest. */
+  const at = (path: string, index: number, digest: Uint8Array): BaseBlock | null => {
+    const f = files.get(path);
+    if (!f || index * 32 + 32 > f.digests.byteLength) return null;
+    return f.digests.compare(digest, 0, 32, index * 32, index * 32 + 32) === 0 ? { path, index, len: blockLen(f.size, index) } : null;
+  };
+  return { byDigest, at };
 }
 
 /**
@@ -51,12 +61,22 @@ export async function planDelta(file: string, manifest: Manifest, base: BlocksRe
       const list: DeltaOp[] = (ops[e.path] = []);
       let block = new Uint8Array(BLOCK_SIZE);
       let filled = 0;
+      let n = 0; // this block's index in the new file
       const flush = () => {
         const bytes = block.subarray(0, filled);
         const h = new Bun.CryptoHasher("sha256");
         h.update(bytes);
-        const hit = have.get(hexOf(new Uint8Array(h.digest())));
+        const digest = new Uint8Array(h.digest());
         const last = list.at(-1);
+        // Continue the current run, else the same place in the same file, else
+        // anywhere: repeated blocks (zero pages) would otherwise split one long
+        // unchanged stretch into many ops, and the updater resumes its hash
+        // over an unchanged prefix only when it is one run from block 0.
+        const hit =
+          (last?.[0] === "copy" ? have.at(last[1], last[2] + last[3], digest) : null) ??
+          have.at(e.path, n, digest) ??
+          have.byDigest.get(hexOf(digest));
+        n += 1;
         if (hit && hit.len === filled) {
           if (last?.[0] === "copy" && last[1] === hit.path && last[2] + last[3] === hit.index) last[3] += 1;
           else list.push(["copy", hit.path, hit.index, 1]);

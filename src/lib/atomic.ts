@@ -15,12 +15,19 @@ export function fsyncPath(path: string): void {
   }
 }
 
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+/**
+ * Replaces `path` whole: readers see the old or the new content, never a mix.
+ * `durable: false` skips both fsyncs, for files that may be lost at a power
+ * cut (pid files, indexes that are recomputed): under a busy disk each fsync
+ * waits behind everyone's writeback.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, o: { durable?: boolean } = {}): void {
+  const durable = o.durable ?? true;
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = openSync(tmp, "w", mode);
   try {
     writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -30,7 +37,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     try { unlinkSync(tmp); } catch {}
     throw e;
   }
-  fsyncPath(dirname(path));
+  if (durable) fsyncPath(dirname(path));
 }
 
 /**

@@ -5,16 +5,15 @@
  */
 import { readdirSync } from "node:fs";
 import { DecnetError } from "./errors.ts";
+import { libc } from "./libc.ts";
 
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 
 export async function reexec(path: string, argv: string[], env: Record<string, string>): Promise<never> {
-  const { dlopen, FFIType, ptr } = await import("bun:ffi");
-  const libc = dlopen("libc.so.6", {
-    execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-    fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  });
+  const { ptr } = await import("bun:ffi");
+  const c = libc();
+  if (!c) throw new DecnetError("failed", "cannot open libc.so.6 to re-execute");
   const keep: Buffer[] = [];
   const cstr = (s: string) => {
     const b = Buffer.from(`${s}\0`);
@@ -27,12 +26,12 @@ export async function reexec(path: string, argv: string[], env: Record<string, s
     return a;
   };
   for (const fd of readdirSync("/proc/self/fd").map(Number)) {
-    if (fd > 2) libc.symbols.fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fd > 2) c.fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   const file = cstr(path);
   const a = array(argv);
   const e = array(Object.entries(env).map(([k, v]) => `${k}=${v}`));
-  libc.symbols.execve(ptr(file), ptr(a), ptr(e));
+  c.execve(ptr(file), ptr(a), ptr(e));
   // Only reached when execve failed.
   throw new DecnetError("failed", `execve ${path} failed`);
 }

@@ -5,9 +5,9 @@
  * delta bodies are refused like hostile tarballs.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { Fleet, release, type Worker } from "../fleet/harness.ts";
+import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { manifest, SCRIPT, sha256 } from "../fixtures/tar.ts";
 
 // Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
@@ -28,34 +28,67 @@ async function push(file: string, extra: string[] = []) {
   return { code: r.code, agent: h.agent, detail: h.detail, bytes: h.bytes_sent };
 }
 
+const updaterLog = () => readFileSync(w.paths.updater.log, "utf8");
+
 test("first push full, second a delta of the changed blocks, --full sends everything", async () => {
   const v1 = await release("v1");
   const v2 = await release("v2");
   const size1 = Bun.file(v1.file).size;
   const size2 = Bun.file(v2.file).size;
   const first = await push(v1.file);
+  const logBefore = updaterLog().length;
   const second = await push(v2.file);
+  // The binaries differ only near their end: the updater resumed hashing there.
+  const resumed = /resumed hashing after (\d+) MiB/.exec(updaterLog().slice(logBefore));
   const agent = (await fleet.health(w)).agent.release;
   const full = await push(v1.file, ["--full"]);
   expect({
     first: [first.code, first.agent, first.bytes === size1, first.detail.endsWith("full (no release there yet)")],
     second: [second.code, second.agent, second.bytes < size2 * 0.02, /delta \d+ kB against [0-9a-f]{12}$/.test(second.detail), agent === v2.id],
+    resumedMostOfIt: Number(resumed?.[1]) * 2 ** 20 > 0.9 * statSync(`${w.paths.release(v2.id)}/decnet`).size,
     full: [full.code, full.agent, full.bytes === size1, full.detail.endsWith(", full")],
-  }).toEqual({ first: [0, "updated", true, true], second: [0, "updated", true, true, true], full: [0, "updated", true, true] });
+  }).toEqual({ first: [0, "updated", true, true], second: [0, "updated", true, true, true], resumedMostOfIt: true, full: [0, "updated", true, true] });
 });
 
-test("a worker that cannot rebuild from the delta gets the whole release, and the row says so", async () => {
-  // Damage the kept base on disk (as a faulty disk would): copied blocks no longer hash right.
+/**
+ * Flips one byte of the current release's executable on disk, as a faulty
+ * disk would; returns the repair.
+ */
+function damageCurrent(at: number): () => void {
   const base = readlinkSync(w.paths.current).replace("releases/", "");
   const exe = `${w.paths.release(base)}/decnet`;
-  const bytes = readFileSync(exe);
-  bytes[1000] = bytes[1000]! ^ 0xff;
-  // The agent runs from it (ETXTBSY on write): swap a damaged copy in by rename.
-  writeFileSync(`${exe}.damaged`, bytes);
-  renameSync(`${exe}.damaged`, exe);
-  const v2 = await release("v2");
-  const r = await push(v2.file);
-  expect([r.code, r.agent, r.bytes === Bun.file(v2.file).size, /full \(delta refused: sha256 mismatch for decnet/.test(r.detail)]).toEqual([0, "updated", true, true]);
+  const good = readFileSync(exe);
+  const bytes = Buffer.from(good);
+  bytes[at] = bytes[at]! ^ 0xff;
+  // The agent runs from it (ETXTBSY on write): swap files in by rename.
+  const swapIn = (b: Uint8Array) => {
+    writeFileSync(`${exe}.swap`, b, { mode: 0o755 });
+    renameSync(`${exe}.swap`, exe);
+  };
+  swapIn(bytes);
+  return () => swapIn(good);
+}
+
+test("a worker that cannot rebuild from the delta gets the whole release, and the row says so", async () => {
+  const [v1, v2] = [await release("v1"), await release("v2")];
+  // In the unchanged prefix the updater resumes after: its crc32s catch it.
+  let repair = damageCurrent(1000);
+  const prefix = await push(v2.file);
+  repair();
+  // After a restart there are no resume points: the start-up rehash reports
+  // the damage, and the delta's whole-file sha256 catches it.
+  repair = damageCurrent(1000);
+  process.kill(Number(readFileSync(w.paths.updater.pid, "utf8")), "SIGTERM");
+  await until(() => !existsSync(w.paths.updater.pid), "the updater to stop");
+  const logBefore = updaterLog().length;
+  await fleet.startUpdater(w);
+  await until(() => updaterLog().slice(logBefore).includes("no longer match its manifest"), "the start-up rehash");
+  const rehashed = await push(v1.file);
+  repair();
+  expect({
+    prefix: [prefix.code, prefix.agent, prefix.bytes === Bun.file(v2.file).size, /full \(delta refused: base file decnet has changed on disk since it was installed/.test(prefix.detail)],
+    rehashed: [rehashed.code, rehashed.agent, rehashed.bytes === Bun.file(v1.file).size, /full \(delta refused: sha256 mismatch for decnet/.test(rehashed.detail)],
+  }).toEqual({ prefix: [0, "updated", true, true], rehashed: [0, "updated", true, true] });
 });
 
 /** Raw delta bodies for the hostile cases. */

@@ -20,7 +20,7 @@ export async function start(cfg: ResolvedAgentConfig, log: Logger): Promise<void
   const deps = { info: buildInfo(), pid: process.pid, startedAt: Date.now(), now: Date.now, compose: composeRunner(paths, cfg.composeBin) };
   const server = listen({ app: createApp(agentRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle) });
   const sock = listenUnix(paths.agentSock, createApp(agentLocalRoutes(deps), log));
-  writeFileAtomic(paths.agentPid, `${process.pid}\n`);
+  writeFileAtomic(paths.agentPid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
   log.info(`agent ${deps.info.version} release ${deps.info.release ?? "none"} pid ${process.pid} on ${cfg.host}:${cfg.port}`);
   onShutdown(() => {
     server.stop(true);

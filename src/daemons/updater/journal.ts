@@ -34,7 +34,11 @@ export function readJournal(slots: SlotPaths): Journal | null {
 }
 
 export function writeJournal(slots: SlotPaths, j: Journal): void {
-  writeFileAtomic(slots.stateJson, `${JSON.stringify(j)}\n`, 0o600);
+  // Forced to disk only before steps a power cut could leave half done (the
+  // flips). "staging" needs none (start-up removes staging dirs anyway), nor
+  // "probing" (its pid means nothing after a power cut; "switched" is on disk).
+  const durable = j.phase !== "staging" && j.phase !== "probing";
+  writeFileAtomic(slots.stateJson, `${JSON.stringify(j)}\n`, 0o600, { durable });
 }
 
 export function clearJournal(slots: SlotPaths): void {

@@ -40,7 +40,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     server.stop(true);
     sock.stop(true);
   };
-  writeFileAtomic(paths.updater.pid, `${process.pid}\n`);
+  writeFileAtomic(paths.updater.pid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
     server.stop(true);
@@ -52,5 +52,13 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     log.info("updater stopped");
   });
   // Serving already; an update waits (423) until the agent is settled.
-  lock.run("startup", () => ops.ensureAgent()).catch((e) => log.error("could not start the agent:", e));
+  await lock.run("startup", () => ops.ensureAgent()).catch((e) => log.error("could not start the agent:", e));
+  // Then the hash states of what a next delta push most likely starts from
+  // (they do not survive a restart); outside the lock, nothing waits on this.
+  for (const [what, slots] of [["agent", ops.slots], ["updater", self.slots]] as const) {
+    const id = slots.current();
+    if (!id) continue;
+    const damaged = await slots.warm(id).catch((e: Error) => [e.message]);
+    if (damaged.length) log.warn(`${what} release ${id.slice(0, 12)}: ${damaged.join(", ")} no longer match its manifest`);
+  }
 }

@@ -70,7 +70,7 @@ export class AgentOps {
       // The same release again: if its agent is healthy there is nothing to do.
       if (id === from) {
         commit(this.d.paths, staged);
-        this.slots.saveBlocks(id, staged.blocks);
+        this.slots.keepIndex(id, staged);
         const h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
         if (h && h.release === id && isAlive(h.pid)) {
           clearJournal(this.d.paths);
@@ -79,7 +79,7 @@ export class AgentOps {
       }
       this.journal({ op: "update", phase: "switched", from, prev, target: id, pid: null }, started);
       commit(this.d.paths, staged);
-      this.slots.saveBlocks(id, staged.blocks);
+      this.slots.keepIndex(id, staged);
       this.slots.mark(id, "unknown");
       if (from !== id) {
         this.slots.setPrevious(from);
@@ -103,7 +103,7 @@ export class AgentOps {
         const pruned = this.slots.prune(this.d.cfg.keepReleases);
         if (pruned.length) this.d.log.info(`pruned ${pruned.map((p) => p.slice(0, 12)).join(", ")}`);
         const end = performance.now();
-        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
+        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}${staged.resumedBytes ? ` (resumed hashing after ${Math.round(staged.resumedBytes / 2 ** 20)} MiB)` : ""}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
         return { status: "updated", release: { id, version: staged.manifest.version }, previous: from === id ? prev : from, agent_pid: pid, transcript: t };
       }
       return await this.revert({ id, from, prev, started, newT: t });

@@ -1,7 +1,8 @@
 /**
- * Probe the agent's /health over agent.sock until a deadline, fast at first
- * (25 ms) and backing off to 1 s. Healthy only when the agent reports the
- * expected release id and the pid that was just spawned.
+ * Probe the agent's /health over agent.sock until a deadline: every 20 ms for
+ * the first 2 s (an agent is up in 20–400 ms, and each early attempt is one
+ * connect(2) on a unix socket), then backing off to 1 s. Healthy only when
+ * the agent reports the expected release id and the pid that was just spawned.
  */
 import type { ProbeTranscript } from "../../protocol/common.ts";
 import { isAlive } from "../../lib/procfs.ts";
@@ -20,7 +21,8 @@ export async function probe(o: ProbeOptions): Promise<ProbeTranscript> {
   const t0 = performance.now();
   const attempts: ProbeTranscript["attempts"] = [];
   const at = () => Math.round(performance.now() - t0);
-  let wait = 25;
+  const FAST_MS = 2000;
+  let wait = 20;
   let seen: { release: string | null; pid: number | null } = { release: null, pid: null };
   for (;;) {
     if (o.pid !== null && !isAlive(o.pid)) {
@@ -45,7 +47,7 @@ export async function probe(o: ProbeOptions): Promise<ProbeTranscript> {
       break;
     }
     await Bun.sleep(wait);
-    wait = Math.min(wait * 2, 1000);
+    if (at() > FAST_MS) wait = Math.min(wait * 2, 1000);
   }
   return { healthy: false, release: seen.release, pid: seen.pid, attempts, log_tail: o.logTail?.() ?? "" };
 }

@@ -76,7 +76,7 @@ export class SelfOps {
       }
       writeJournal(this.paths.updater, { op: "update-self", phase: "switched", from, prev, target: id, pid: process.pid, started_at: started });
       commit(this.paths.updater, staged);
-      this.slots.saveBlocks(id, staged.blocks);
+      this.slots.keepIndex(id, staged);
       this.slots.mark(id, "unknown");
       if (from !== id) this.slots.setPrevious(from);
       this.slots.setCurrent(id);

@@ -13,11 +13,16 @@ import { replaceSymlink, writeFileAtomic } from "../../lib/atomic.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { readLink } from "../../lib/procfs.ts";
 import { join } from "node:path";
+import { ResumableHash, type ResumePoints } from "./resumable-hash.ts";
+import type { Staged } from "./stage.ts";
 
 const History = z.record(z.string(), z.object({ installed_at: z.string(), status: z.enum(["good", "failed", "unknown"]) }));
 type History = z.infer<typeof History>;
 
 export class Slots {
+  /** Resume points per release and file, in memory only (see resumable-hash.ts). */
+  private points = new Map<string, Record<string, ResumePoints>>();
+
   constructor(readonly paths: SlotPaths) {}
 
   private linkId(link: string): string | null {
@@ -70,7 +75,38 @@ export class Slots {
       if (b) files[f.path] = { size: f.size, hashes: Buffer.from(b).toString("base64") };
     }
     mkdirSync(dirname(this.paths.blocks(id)), { recursive: true, mode: 0o700 });
-    writeFileAtomic(this.paths.blocks(id), JSON.stringify({ release: id, block_size: BLOCK_SIZE, files }), 0o600);
+    // Not forced to disk: blocks() recomputes an index that a power cut lost.
+    writeFileAtomic(this.paths.blocks(id), JSON.stringify({ release: id, block_size: BLOCK_SIZE, files }), 0o600, { durable: false });
+  }
+
+  /** Keeps what staging `id` computed: its block index (on disk) and resume points (in memory). */
+  keepIndex(id: string, staged: Pick<Staged, "blocks" | "points">): void {
+    this.saveBlocks(id, staged.blocks);
+    if (!this.points.has(id)) this.points.set(id, staged.points);
+  }
+
+  resumePoints(id: string, path: string): ResumePoints | null {
+    return this.points.get(id)?.[path] ?? null;
+  }
+
+  /**
+   * Hashes the files of a kept release again for their resume points (a
+   * restart loses them). Also a check: a file that no longer matches its
+   * manifest is returned, and gets none.
+   */
+  async warm(id: string): Promise<string[]> {
+    const m = this.has(id) && !this.points.has(id) ? this.manifest(id) : null;
+    if (!m) return [];
+    const points: Record<string, ResumePoints> = {};
+    const damaged: string[] = [];
+    for (const f of m.files) {
+      const h = new ResumableHash();
+      for await (const chunk of Bun.file(join(this.paths.release(id), f.path)).stream()) h.update(chunk);
+      if (h.hex() === f.sha256 && h.bytes === f.size) points[f.path] = h.points();
+      else damaged.push(f.path);
+    }
+    this.points.set(id, points);
+    return damaged;
   }
 
   /** The block index of a kept release: from the record, or computed from its files. */
@@ -150,6 +186,7 @@ export class Slots {
     for (const id of removed) {
       rmSync(this.paths.release(id), { recursive: true, force: true });
       rmSync(this.paths.blocks(id), { force: true });
+      this.points.delete(id);
     }
     const h = this.history();
     for (const id of removed) delete h[id];

@@ -7,11 +7,12 @@
  */
 import { chmodSync, closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BLOCK_SIZE, blockLen, DELTA_HEADER_MAX, DeltaHeader } from "../../protocol/delta.ts";
+import { BLOCK_SIZE, blockLen, DELTA_HEADER_MAX, DeltaHeader, type DeltaOp } from "../../protocol/delta.ts";
 import { releaseId } from "../../protocol/manifest.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
-import { bad, limited, MAX_RELEASE_BYTES, type StageOptions, type Staged, VerifiedFile } from "./stage.ts";
+import { bad, limited, MAX_RELEASE_BYTES, type Prefix, type StageOptions, type Staged, VerifiedFile } from "./stage.ts";
+import { CHECKPOINT, type ResumePoints } from "./resumable-hash.ts";
 import type { Slots } from "./slots.ts";
 
 const unavailable = (message: string) => new DecnetError("delta_unavailable", message);
@@ -64,6 +65,23 @@ class ByteReader {
 }
 
 const COPY_CHUNK = BLOCK_SIZE * 64;
+
+/**
+ * The longest start of `path` that is an unchanged copy of the same file in
+ * the base (leading copy ops from block 0 on, in order) and that the base's
+ * resume points and block digests cover, in whole CHECKPOINTs; null if none.
+ */
+function resumablePrefix(slots: Slots, base: string, path: string, ops: DeltaOp[], digests: Uint8Array | null): Omit<Prefix, "source"> | null {
+  const points = slots.resumePoints(base, path);
+  if (!points || !digests) return null;
+  let blocks = 0;
+  for (const op of ops) {
+    if (op[0] !== "copy" || op[1] !== path || op[2] !== blocks) break;
+    blocks += op[3];
+  }
+  const checkpoints = Math.min(points.states.length, Math.floor((blocks * BLOCK_SIZE) / CHECKPOINT), Math.floor(digests.byteLength / 32 / (CHECKPOINT / BLOCK_SIZE)));
+  return checkpoints > 0 ? { bytes: checkpoints * CHECKPOINT, points, digests } : null;
+}
 
 export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
   if (!body) throw bad("empty body: send the delta");
@@ -123,18 +141,36 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
     }
 
     const blocks: Record<string, Uint8Array> = {};
+    const points: Record<string, ResumePoints> = {};
+    let resumedBytes = 0;
     const copyBuf = Buffer.alloc(COPY_CHUNK);
     // The base's recorded index: copied blocks keep their digests.
     const baseIndex = await slots.blocks(base);
-    const baseDigests = (path: string) => (baseIndex?.files[path] ? Buffer.from(baseIndex.files[path]!.hashes, "base64") : null);
+    const digestsOf = new Map<string, Uint8Array | null>();
+    const baseDigests = (path: string) => {
+      if (!digestsOf.has(path)) {
+        const f = baseIndex?.files[path];
+        digestsOf.set(path, f ? Buffer.from(f.hashes, "base64") : null);
+      }
+      return digestsOf.get(path)!;
+    };
     for (const f of m.files) {
-      const file = new VerifiedFile(dir, f);
-      for (const op of h.ops[f.path]!) {
+      const ops = h.ops[f.path]!;
+      const prefix = resumablePrefix(slots, base, f.path, ops, baseDigests(f.path));
+      const file = new VerifiedFile(dir, f, prefix ? { ...prefix, source: join(paths.release(base), f.path) } : undefined);
+      // Blocks the prefix already holds: the leading copies skip them.
+      let skip = prefix ? prefix.bytes / BLOCK_SIZE : 0;
+      resumedBytes += prefix?.bytes ?? 0;
+      for (const op of ops) {
         if (op[0] === "data") {
           await reader.take(op[1], (c) => file.write(c));
           continue;
         }
-        const [, path, first, n] = op;
+        const [, path] = op;
+        const first = op[2] + Math.min(skip, op[3]);
+        const n = op[3] - Math.min(skip, op[3]);
+        skip -= op[3] - n;
+        if (n === 0) continue;
         const size = baseManifest.files.find((x) => x.path === path)!.size;
         const digests = baseDigests(path);
         const fd = openSync(join(paths.release(base), path), "r");
@@ -155,12 +191,12 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
           closeSync(fd);
         }
       }
-      blocks[f.path] = file.finish();
+      ({ digests: blocks[f.path]!, points: points[f.path]! } = file.finish());
     }
     if (!(await reader.atEnd())) throw bad("delta upload has bytes after its last op");
     for (const f of m.files) chmodSync(join(dir, f.path), Number.parseInt(f.mode, 8));
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(m, null, 2)}\n`, { mode: 0o644 });
-    return { dir, manifest: m, bytesReceived: count.n, blocks };
+    return { dir, manifest: m, bytesReceived: count.n, blocks, points, resumedBytes };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     if (e instanceof DecnetError) throw e;

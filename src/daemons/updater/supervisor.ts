@@ -155,7 +155,7 @@ export class Supervisor {
         { cwd: this.paths.root, detached: true, stdin: "ignore", stdout: fd, stderr: fd, env: envSnapshot() },
       );
       child.unref();
-      writeFileAtomic(this.paths.agentPid, `${child.pid}\n`);
+      writeFileAtomic(this.paths.agentPid, `${child.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
       this.log.info(`started agent pid ${child.pid} from ${readLink(this.paths.current) ?? "?"}`);
       return child.pid;
     } finally {

@@ -1,0 +1,60 @@
+/**
+ * The few libc calls Node's fs lacks, through bun:ffi, opened on first use:
+ * execve (reexec.ts), copy_file_range (copy a byte range inside the kernel,
+ * a reflink where the filesystem has them) and sync_file_range (start
+ * writeback now). Where libc cannot be opened, `libc()` is null and callers
+ * take their portable path.
+ */
+import { dlopen, FFIType } from "bun:ffi";
+
+const symbols = {
+  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  copy_file_range: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.u32], returns: FFIType.i64_fast },
+  sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
+} as const;
+
+type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let opened: Libc | null | undefined;
+
+export function libc(): Libc | null {
+  if (opened === undefined) {
+    try {
+      opened = dlopen("libc.so.6", symbols).symbols;
+    } catch {
+      opened = null;
+    }
+  }
+  return opened;
+}
+
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * Asks the kernel to start writing [offset, offset+length) of `fd` to disk
+ * and returns at once. A hint, not a barrier: durability still comes from
+ * fsync; this only lets the disk work while the rest of a file is written.
+ */
+export function startWriteback(fd: number, offset: number, length: number): void {
+  libc()?.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
+/**
+ * Copies [offset, offset+length) of `src` to the same place in `dst` inside
+ * the kernel. Returns the bytes copied, which is less than `length` when the
+ * call is missing or fails part way (EXDEV, ENOSYS, EINVAL on some
+ * filesystems): the caller copies the rest itself.
+ */
+export function copyRange(src: number, dst: number, offset: number, length: number): number {
+  const c = libc();
+  if (!c) return 0;
+  const offIn = new BigInt64Array([BigInt(offset)]);
+  const offOut = new BigInt64Array([BigInt(offset)]);
+  let done = 0;
+  while (done < length) {
+    const n = Number(c.copy_file_range(src, offIn, dst, offOut, length - done, 0));
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
