@@ -5,13 +5,15 @@
  * bytes of a delta push against the full release (with and without
  * --bytecode), wall time of full and delta pushes to one host, 12 hosts
  * against 1, rollback, the updater's peak RSS during a full upload against its
- * idle RSS, and `decnet version` start-up. Prints a table, writes JSON.
+ * idle RSS, `decnet version` start-up and an agent's start-up to /health.
+ * Prints a table, writes JSON.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { build } from "../build.ts";
 import { Fleet, ROOT, runCli } from "../test/fleet/harness.ts";
+import { localHealth } from "../src/lib/control-socket.ts";
 
 const OUT = join(ROOT, "bench/results");
 const work = mkdtempSync(join(tmpdir(), "decnet-bench-"));
@@ -139,6 +141,28 @@ async function main() {
   const startMain = await startup(main.a.bin);
   const startAlt = await startup(alt.a.bin);
 
+  log("agent start-up, spawn to answering /health on agent.sock (15 runs, on w12 with its updater stopped)");
+  const w12 = fleet.worker("w12");
+  for (const pidFile of [w12.paths.updater.pid, w12.paths.agentPid]) process.kill(Number(readFileSync(pidFile, "utf8")), "SIGTERM");
+  await Bun.sleep(500);
+  const agentMs: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    const t0 = performance.now();
+    const p = Bun.spawn([join(w12.installDir, "current/decnet"), "agent", "--host", w12.address, "--agent-dir", w12.agentBundle, "--install-dir", w12.installDir], { stdout: "ignore", stderr: "ignore", env: { ...process.env, ...fleet.env } });
+    for (;;) {
+      try {
+        await localHealth(w12.paths.agentSock, 200);
+        break;
+      } catch {
+        await Bun.sleep(1);
+      }
+    }
+    agentMs.push(performance.now() - t0);
+    p.kill("SIGTERM");
+    await p.exited;
+  }
+  const agentStart = Math.round(median(agentMs) * 10) / 10;
+
   const r = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", mem_gb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, date: new Date().toISOString() },
     release_bytes: main.a.size,
@@ -162,6 +186,7 @@ async function main() {
     updater_rss_peak_mb: Math.round(peakRss / 1024),
     updater_rss_growth_mb: Math.round((peakRss - idleRss) / 1024),
     version_startup_ms: { default: startMain, with_bytecode: startAlt },
+    agent_startup_ms: agentStart,
     runs_ms: { delta_1: deltas1.map((d) => d.ms), delta_12: deltas12.map((d) => d.ms), rollback: rollbacks },
     details: { delta1: delta1.value[0]!.detail, delta12: delta12.value.map((h) => h.bytes_sent) },
   };
@@ -176,6 +201,7 @@ async function main() {
     ["rollback, 1 host (median of 3)", `${(r.rollback_ms / 1000).toFixed(2)} s`, "—"],
     ["updater RSS growth in a full upload", `${r.updater_rss_growth_mb} MB (idle ${r.updater_rss_idle_mb} MB, peak ${r.updater_rss_peak_mb} MB)`, "≤ 48 MB"],
     ["`decnet version` start-up (median)", `${r.version_startup_ms.default} ms; ${r.version_startup_ms.with_bytecode} ms with --bytecode`, "—"],
+    ["agent start-up to /health (median)", `${r.agent_startup_ms} ms`, "—"],
   ];
   const w = Math.max(...rows.map((x) => x[0].length));
   const v = Math.max(...rows.map((x) => x[1].length));
