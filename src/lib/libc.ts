@@ -1,9 +1,9 @@
 /**
  * The few libc calls Node's fs lacks, through bun:ffi, opened on first use:
  * execve (reexec.ts), copy_file_range (copy a byte range inside the kernel,
- * a reflink where the filesystem has them) and sync_file_range (start
- * writeback now). Where libc cannot be opened, `libc()` is null and callers
- * take their portable path.
+ * a reflink where the filesystem has them), sync_file_range (start
+ * writeback now) and renameat2 (swap two paths atomically). Where libc
+ * cannot be opened, `libc()` is null and callers take their portable path.
  */
 import { dlopen, FFIType } from "bun:ffi";
 
@@ -12,6 +12,7 @@ const symbols = {
   fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   copy_file_range: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.u32], returns: FFIType.i64_fast },
   sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
+  renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -57,4 +58,14 @@ export function copyRange(src: number, dst: number, offset: number, length: numb
     done += n;
   }
   return done;
+}
+
+const AT_FDCWD = -100;
+const RENAME_EXCHANGE = 2;
+
+/** Swaps two existing paths in one atomic step; false where the call or the filesystem cannot. */
+export function exchange(a: string, b: string): boolean {
+  const c = libc();
+  if (!c) return false;
+  return c.renameat2(AT_FDCWD, Buffer.from(`${a}\0`), AT_FDCWD, Buffer.from(`${b}\0`), RENAME_EXCHANGE) === 0;
 }

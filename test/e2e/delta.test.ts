@@ -91,6 +91,20 @@ test("a worker that cannot rebuild from the delta gets the whole release, and th
   }).toEqual({ prefix: [0, "updated", true, true], rehashed: [0, "updated", true, true] });
 });
 
+test("pushing a kept release again replaces a copy damaged on disk", async () => {
+  const [v1, v2] = [await release("v1"), await release("v2")];
+  const current = readlinkSync(w.paths.current).replace("releases/", "");
+  const other = current === v1.id ? v2 : v1;
+  const exe = `${w.paths.release(other.id)}/decnet`;
+  const want = JSON.parse(readFileSync(`${w.paths.release(other.id)}/manifest.json`, "utf8")).files[0].sha256;
+  const bytes = readFileSync(exe);
+  bytes[1000] = bytes[1000]! ^ 0xff;
+  writeFileSync(exe, bytes); // not running: nothing holds it
+  const damaged = sha256(readFileSync(exe)) !== want;
+  const r = await push(other.file);
+  expect([damaged, r.code, r.agent, sha256(readFileSync(exe)) === want, (await fleet.health(w)).agent.release === other.id]).toEqual([true, 0, "updated", true, true]);
+});
+
 /** Raw delta bodies for the hostile cases. */
 function delta(header: unknown, literal = new Uint8Array()): Uint8Array {
   return new Uint8Array(gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), literal])));

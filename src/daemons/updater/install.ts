@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, renameSync, rmSync } from "node:fs";
 import { fsyncPath } from "../../lib/atomic.ts";
+import { exchange } from "../../lib/libc.ts";
 import { join } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
@@ -34,19 +35,22 @@ export async function installCheck(s: Staged, extraArgs: string[] = []): Promise
 }
 
 /**
- * Renames staging to releases/<id>. A release already there is immutable and
- * was verified when it came: keep it and drop the new copy.
+ * Renames staging to releases/<id>. A release already kept is swapped for the
+ * copy just verified in one atomic exchange, so pushing a release again
+ * repairs a kept copy a faulty disk or a hand edit damaged; the old copy is
+ * then removed. (Without renameat2 the kept copy stays and the new one goes.)
  */
 export function commit(slots: SlotPaths, s: Staged): string {
   const id = s.manifest.id;
   const dest = slots.release(id);
-  if (existsSync(dest)) {
-    rmSync(s.dir, { recursive: true, force: true });
-    return id;
-  }
   chmodSync(s.dir, 0o755); // staging was private while it was unverified
   fsyncPath(join(s.dir, RELEASE_MANIFEST));
   fsyncPath(s.dir);
+  if (existsSync(dest)) {
+    if (exchange(s.dir, dest)) fsyncPath(slots.releases);
+    rmSync(s.dir, { recursive: true, force: true });
+    return id;
+  }
   renameSync(s.dir, dest);
   fsyncPath(slots.releases);
   return id;

@@ -82,7 +82,7 @@ export class Slots {
   /** Keeps what staging `id` computed: its block index (on disk) and resume points (in memory). */
   keepIndex(id: string, staged: Pick<Staged, "blocks" | "points">): void {
     this.saveBlocks(id, staged.blocks);
-    if (!this.points.has(id)) this.points.set(id, staged.points);
+    this.points.set(id, staged.points); // the copy just verified is the one kept (install.ts commit)
   }
 
   resumePoints(id: string, path: string): ResumePoints | null {
