@@ -82,7 +82,7 @@ test("a worker that cannot rebuild from the delta gets the whole release, and th
   await until(() => !existsSync(w.paths.updater.pid), "the updater to stop");
   const logBefore = updaterLog().length;
   await fleet.startUpdater(w);
-  await until(() => updaterLog().slice(logBefore).includes("no longer match its manifest"), "the start-up rehash");
+  await until(() => updaterLog().slice(logBefore).includes("has files no longer matching its manifest: decnet"), "the start-up rehash");
   const rehashed = await push(v1.file);
   repair();
   expect({

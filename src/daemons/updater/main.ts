@@ -59,6 +59,6 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     const id = slots.current();
     if (!id) continue;
     const damaged = await slots.warm(id).catch((e: Error) => [e.message]);
-    if (damaged.length) log.warn(`${what} release ${id.slice(0, 12)}: ${damaged.join(", ")} no longer match its manifest`);
+    if (damaged.length) log.warn(`${what} release ${id.slice(0, 12)} has files no longer matching its manifest: ${damaged.join(", ")}`);
   }
 }

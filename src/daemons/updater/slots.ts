@@ -105,7 +105,8 @@ export class Slots {
       if (h.hex() === f.sha256 && h.bytes === f.size) points[f.path] = h.points();
       else damaged.push(f.path);
     }
-    this.points.set(id, points);
+    // An install while this ran has already kept points from a fresh verification.
+    if (!this.points.has(id)) this.points.set(id, points);
     return damaged;
   }
 

@@ -11,7 +11,8 @@ import { BLOCK_SIZE, blockLen, DELTA_HEADER_MAX, DeltaHeader, type DeltaOp } fro
 import { releaseId } from "../../protocol/manifest.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
-import { bad, limited, MAX_RELEASE_BYTES, type Prefix, type StageOptions, type Staged, VerifiedFile } from "./stage.ts";
+import { limited, MAX_RELEASE_BYTES, type StageOptions, type Staged } from "./stage.ts";
+import { bad, type Prefix, VerifiedFile } from "./verified-file.ts";
 import { CHECKPOINT, type ResumePoints } from "./resumable-hash.ts";
 import type { Slots } from "./slots.ts";
 
