@@ -143,13 +143,15 @@ export class Slots {
       return {};
     }
   }
-  private saveHistory(h: History): void {
-    writeFileAtomic(join(this.paths.root, "history.json"), `${JSON.stringify(h, null, 1)}\n`, 0o600);
+  private saveHistory(h: History, durable = true): void {
+    writeFileAtomic(join(this.paths.root, "history.json"), `${JSON.stringify(h, null, 1)}\n`, 0o600, { durable });
   }
   mark(id: string, status: "good" | "failed" | "unknown", now = new Date()): void {
     const h = this.history();
     h[id] = { installed_at: h[id]?.installed_at ?? now.toISOString(), status };
-    this.saveHistory(h);
+    // "unknown" (just before a switch) is not forced to disk: after a power
+    // cut the journal's recovery marks that release failed anyway.
+    this.saveHistory(h, status !== "unknown");
   }
 
   list(): ReleasesResponse {
