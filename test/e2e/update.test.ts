@@ -154,6 +154,26 @@ test("/rollback swaps current and previous, restarts and probes", async () => {
   });
 });
 
+test("the same release again: unchanged while its agent is healthy, restarted when the agent is gone", async () => {
+  const v2 = await release("v2");
+  // Current is v2 (rolled back to in the previous test).
+  const pid = agentPid(w);
+  const same = await fleet.push(w, v2.file);
+  process.kill(pid, "SIGKILL");
+  await until(() => !isAlive(pid), "the agent to die");
+  const again = await fleet.push(w, v2.file);
+  const h = await agentHealth(w);
+  expect({
+    same: [same.status, same.body.status, same.body.agent_pid === pid],
+    again: [again.status, again.body.status, again.body.release?.id, again.body.agent_pid === h.pid && h.pid !== pid],
+    slots: { current: link(w.paths.current), previous: link(w.paths.previous) },
+  }).toEqual({
+    same: [200, "unchanged", true],
+    again: [200, "updated", v2.id, true],
+    slots: { current: rel(v2.id), previous: rel((await release("v1")).id) },
+  });
+});
+
 test("a first install that fails leaves no current, no agent, keeps the release, and the next push succeeds", async () => {
   const w2 = fleet.worker("w2");
   const bad = await release("agent-exits");

@@ -67,7 +67,9 @@ export class AgentOps {
       }
       at.checked = performance.now();
       const id = staged.manifest.id;
-      // The same release again: if its agent is healthy there is nothing to do.
+      // The same release again: if its agent is healthy there is nothing to
+      // do; if not, it is restarted below. Either way the copy just verified
+      // is the one kept (commit swaps it in).
       if (id === from) {
         commit(this.d.paths, staged);
         this.slots.keepIndex(id, staged);
@@ -78,8 +80,10 @@ export class AgentOps {
         }
       }
       this.journal({ op: "update", phase: "switched", from, prev, target: id, pid: null }, started);
-      commit(this.d.paths, staged);
-      this.slots.keepIndex(id, staged);
+      if (id !== from) {
+        commit(this.d.paths, staged);
+        this.slots.keepIndex(id, staged);
+      }
       this.slots.mark(id, "unknown");
       if (from !== id) {
         this.slots.setPrevious(from);
