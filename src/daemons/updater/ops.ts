@@ -67,12 +67,13 @@ export class AgentOps {
       }
       at.checked = performance.now();
       const id = staged.manifest.id;
+      // Into releases/<id> (nothing points at it yet: a crash here only
+      // leaves one more kept release); a copy already kept is swapped for it.
+      commit(this.d.paths, staged);
+      this.slots.keepIndex(id, staged);
       // The same release again: if its agent is healthy there is nothing to
-      // do; if not, it is restarted below. Either way the copy just verified
-      // is the one kept (commit swaps it in).
+      // do; if not, it is restarted below.
       if (id === from) {
-        commit(this.d.paths, staged);
-        this.slots.keepIndex(id, staged);
         const h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
         if (h && h.release === id && isAlive(h.pid)) {
           clearJournal(this.d.paths);
@@ -80,10 +81,6 @@ export class AgentOps {
         }
       }
       this.journal({ op: "update", phase: "switched", from, prev, target: id, pid: null }, started);
-      if (id !== from) {
-        commit(this.d.paths, staged);
-        this.slots.keepIndex(id, staged);
-      }
       this.slots.mark(id, "unknown");
       if (from !== id) {
         this.slots.setPrevious(from);
