@@ -56,6 +56,8 @@ function slotPaths(root: string) {
     releases,
     release: (id: string) => join(releases, id),
     staging: (tag: string) => join(releases, `.staging-${tag}`),
+    /** The files of the last pruned release, rewritten in place by the next delta (slots.ts). */
+    spare: join(releases, ".spare"),
     stateJson: join(root, "state.json"),
     /** Block index of a release, for delta pushes; outside the immutable release dir. */
     blocks: (id: string) => join(root, "blocks", `${id}.json`),

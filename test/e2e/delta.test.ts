@@ -1,11 +1,15 @@
 /**
  * Delta pushes: the first push is full, the next sends only the blocks the
  * worker lacks, --full forces the whole release, a worker that cannot rebuild
- * gets the whole release automatically (and the row says so), and hostile
- * delta bodies are refused like hostile tarballs.
+ * gets the whole release automatically (and the row says so), a pruned
+ * release is rewritten in place by the next delta (only where it provably
+ * holds the base's bytes), and hostile delta bodies are refused like hostile
+ * tarballs.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { manifest, SCRIPT, sha256 } from "../fixtures/tar.ts";
@@ -16,14 +20,14 @@ setDefaultTimeout(90_000);
 let fleet: Fleet;
 let w: Worker;
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1 });
+  fleet = await Fleet.create({ workers: 2 });
   w = fleet.worker("w1");
   await fleet.startUpdater(w);
 }, 180_000);
 afterAll(() => fleet[Symbol.asyncDispose]());
 
-async function push(file: string, extra: string[] = []) {
-  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", file, "--json", ...extra]);
+async function push(file: string, extra: string[] = [], host = "w1") {
+  const r = await fleet.cli(["swarm", "update", "--host", host, "--artifact", file, "--json", ...extra]);
   const h = JSON.parse(r.stdout).hosts[0] as { agent: string; detail: string; bytes_sent: number };
   return { code: r.code, agent: h.agent, detail: h.detail, bytes: h.bytes_sent };
 }
@@ -103,6 +107,79 @@ test("pushing a kept release again replaces a copy damaged on disk", async () =>
   const damaged = sha256(readFileSync(exe)) !== want;
   const r = await push(other.file);
   expect([damaged, r.code, r.agent, sha256(readFileSync(exe)) === want, (await fleet.health(w)).agent.release === other.id]).toEqual([true, 0, "updated", true, true]);
+});
+
+test("a pruned release is kept as a spare and rewritten in place, only where it holds the base's bytes", async () => {
+  const w2 = fleet.worker("w2");
+  // keep 1: each update past the second prunes one release, which becomes the spare.
+  await fleet.startUpdater(w2, { DECNET_KEEP_RELEASES: "1" });
+  const [v1, v2, v3, v4] = [await release("v1"), await release("v2"), await release("v3"), await release("v4")];
+  const log = () => readFileSync(w2.paths.updater.log, "utf8");
+  const spare = () => (existsSync(w2.paths.spare) ? { id: JSON.parse(readFileSync(join(w2.paths.spare, "manifest.json"), "utf8")).id as string, size: statSync(join(w2.paths.spare, "decnet")).size } : null);
+  /** Pushes to w2: the row, what the updater logged, and whether the installed file is exactly the manifest's. */
+  const step = async (r: { file: string; id: string }) => {
+    const before = log().length;
+    const row = await push(r.file, [], "w2");
+    const line = log().slice(before);
+    const exe = join(w2.paths.release(r.id), "decnet");
+    const m = JSON.parse(readFileSync(join(w2.paths.release(r.id), "manifest.json"), "utf8"));
+    return {
+      ok: [row.code, row.agent, /delta \d+ kB/.test(row.detail), (await fleet.health(w2)).agent.release === r.id],
+      intact: sha256(readFileSync(exe)) === m.files[0].sha256,
+      size: statSync(exe).size,
+      kept: Number(/(\d+) MiB already in place/.exec(line)?.[1] ?? -1),
+      resumed: Number(/resumed hashing after (\d+) MiB/.exec(line)?.[1] ?? -1),
+    };
+  };
+  await push(v1.file, [], "w2");
+  await push(v2.file, [], "w2");
+  const noSpareYet = await step(v3); // prunes v1: the spare
+  const spare1 = spare();
+  const listed = (await fleet.releases(w2)).releases.map((r) => r.id);
+
+  // Another build's runtime is the same bytes as the base's: rewritten in place.
+  const inPlace = await step(v4); // prunes v2
+  // A spare longer than the new file (builds here differ by less than a
+  // page, so lengthen it on disk): cut to size.
+  const spareExe = join(w2.paths.spare, "decnet");
+  appendFileSync(spareExe, Buffer.alloc(100_000, 0x5a));
+  const spare2 = spare();
+  const shorter = await step(v1); // prunes v3
+
+  // A byte of the spare flipped on disk inside the shared prefix: that MiB is
+  // copied from the base, the rest stays in place.
+  const bytes = readFileSync(spareExe);
+  bytes[5 * 2 ** 20 + 1000] = bytes[5 * 2 ** 20 + 1000]! ^ 0xff;
+  writeFileSync(spareExe, bytes);
+  const damaged = await step(v2); // prunes v4
+
+  // A spare with another name (a hard link) is never written through.
+  const outside = mkdtempSync(join(tmpdir(), "decnet-spare-"));
+  const other = join(outside, "other");
+  linkSync(spareExe, other);
+  const otherBefore = sha256(readFileSync(other));
+  const linked = await step(v3);
+  const otherAfter = sha256(readFileSync(other));
+  rmSync(outside, { recursive: true, force: true });
+
+  const mostOf = (r: { kept: number; size: number }) => r.kept * 2 ** 20 > 0.9 * r.size;
+  expect({
+    noSpareYet: [noSpareYet.ok, noSpareYet.intact, noSpareYet.kept],
+    spare1: spare1?.id,
+    spareNotListed: !listed.includes(v1.id) && listed.length === 2,
+    inPlace: [inPlace.ok, inPlace.intact, mostOf(inPlace)],
+    shorter: [spare2?.id, spare2!.size > shorter.size, shorter.ok, shorter.intact, mostOf(shorter)],
+    damaged: [damaged.ok, damaged.intact, mostOf(damaged), damaged.kept < damaged.resumed],
+    linked: [linked.ok, linked.intact, linked.kept, otherAfter === otherBefore],
+  }).toEqual({
+    noSpareYet: [[0, "updated", true, true], true, 0],
+    spare1: v1.id,
+    spareNotListed: true,
+    inPlace: [[0, "updated", true, true], true, true],
+    shorter: [v2.id, true, [0, "updated", true, true], true, true],
+    damaged: [[0, "updated", true, true], true, true, true],
+    linked: [[0, "updated", true, true], true, 0, true],
+  });
 });
 
 /** Raw delta bodies for the hostile cases. */

@@ -46,6 +46,21 @@ export function binaries(): Promise<Built> {
   return built;
 }
 
+const more = new Map<string, Promise<string>>();
+
+/**
+ * More builds, only for the tests that need more real releases: v3's
+ * version is longer than v2's, v4's between v1's and v2's.
+ */
+function moreBinary(name: "v3" | "v4"): Promise<string> {
+  let p = more.get(name);
+  if (!p) {
+    p = binaries().then(async (b) => (await build({ out: join(CACHE, `decnet-${name}`), version: `${b.version}-${name === "v3" ? "third" : "4"}` })).out);
+    more.set(name, p);
+  }
+  return p;
+}
+
 export interface Packed {
   file: string;
   id: string;
@@ -55,12 +70,12 @@ export interface Packed {
 const packed = new Map<string, Promise<Packed>>();
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
-export function release(name: "v1" | "v2" | "agent-exits" | "agent-silent" | "version-fails" | "preflight-fails"): Promise<Packed> {
+export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "version-fails" | "preflight-fails"): Promise<Packed> {
   let p = packed.get(name);
   if (!p) {
     p = (async () => {
       const b = await binaries();
-      const src = name === "v1" ? b.bin : name === "v2" ? b.bin2 : join(FIXTURES, `${name}.sh`);
+      const src = name === "v1" ? b.bin : name === "v2" ? b.bin2 : name === "v3" || name === "v4" ? await moreBinary(name) : join(FIXTURES, `${name}.sh`);
       const out = join(CACHE, `${name}.tar.gz`);
       const args = ["release", "pack", src, "--out", out, ...(name === "version-fails" ? ["--version", "9.9.9"] : [])];
       const r = await runCli(b.bin, args, {});
@@ -195,7 +210,7 @@ export class Fleet implements AsyncDisposable {
     return Number(readFileSync(w.paths.agentPid, "utf8"));
   }
 
-  /** Starts every worker's updater and pushes `v1` so each has a healthy agent. */
+  /** Starts every worker's updater; no release is installed yet. */
   async startAll(): Promise<void> {
     await Promise.all(this.workers.map((w) => this.startUpdater(w)));
   }

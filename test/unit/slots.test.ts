@@ -1,10 +1,10 @@
 /**
  * Keep-N pruning over real directories: current, previous, the newest N good
  * releases and the newest failed one stay; everything else (and its block
- * index) goes.
+ * index) goes, the newest of it into the spare, which one update takes.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Slots } from "../../src/daemons/updater/slots.ts";
@@ -31,18 +31,60 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
     slots.setCurrent(ids[0]!); // an old release can be current (after rollbacks)
     slots.setPrevious(ids[1]!);
     const removed = slots.prune(2);
-    const kept = readdirSync(slots.paths.releases).sort();
+    const kept = readdirSync(slots.paths.releases).filter((n) => n !== ".spare").sort();
     expect({
       removed: [...removed].sort(),
       kept,
+      spare: [JSON.parse(readFileSync(join(slots.paths.spare, "manifest.json"), "utf8")).id, readFileSync(join(slots.paths.spare, "blocks.json"), "utf8")],
       blocksGone: removed.every((id) => !existsSync(slots.paths.blocks(id))),
       listed: slots.list().releases.map((r) => r.id).sort(),
     }).toEqual({
       // newest good: ids[7], ids[6]; newest failed: ids[5]; current ids[0], previous ids[1]
       removed: [ids[2]!, ids[3]!, ids[4]!].sort(),
       kept: [ids[0]!, ids[1]!, ids[5]!, ids[6]!, ids[7]!].sort(),
+      // the newest removed, with its block index
+      spare: [ids[4]!, "{}"],
       blocksGone: true,
       listed: [ids[0]!, ids[1]!, ids[5]!, ids[6]!, ids[7]!].sort(),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("takeSpare hands over one file with its recorded digests, once; a spare without a usable index gives nothing", () => {
+  const dir = mkdtempSync(join(tmpdir(), "decnet-slots-"));
+  try {
+    const hashes = Buffer.alloc(64, 7);
+    /** A fresh install dir whose spare is a pruned release with the file `decnet` and this index. */
+    const spareWith = (name: string, index: unknown) => {
+      const slots = new Slots(installPaths(join(dir, name)));
+      const ids = [1, 2, 3].map((n) => fakeRelease(slots, n));
+      ids.forEach((id, i) => slots.mark(id, "good", new Date(Date.UTC(2026, 0, i + 1))));
+      writeFileSync(join(slots.paths.release(ids[0]!), "decnet"), "old bytes");
+      writeFileSync(slots.paths.blocks(ids[0]!), JSON.stringify(index));
+      slots.prune(2); // ids[0] goes, into the spare
+      mkdirSync(join(slots.paths.root, "stage"));
+      return { slots, dest: join(slots.paths.root, "stage/decnet") };
+    };
+    const take = (s: ReturnType<typeof spareWith>, path = "decnet") => {
+      const d = s.slots.takeSpare(path, s.dest);
+      return [d && Buffer.from(d).equals(hashes), existsSync(s.dest) && readFileSync(s.dest, "utf8"), existsSync(s.slots.paths.spare)];
+    };
+    const good = { release: "x", block_size: 16384, files: { decnet: { size: 9, hashes: hashes.toString("base64") } } };
+    const hit = spareWith("hit", good);
+    expect({
+      hit: take(hit),
+      again: take(hit),
+      otherFile: take(spareWith("other", good), "other"),
+      otherBlockSize: take(spareWith("bs", { ...good, block_size: 4096 })),
+      noIndex: take(spareWith("none", {})),
+    }).toEqual({
+      hit: [true, "old bytes", false],
+      again: [null, "old bytes", false],
+      otherFile: [null, false, false],
+      otherBlockSize: [null, false, false],
+      noIndex: [null, false, false],
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -104,7 +104,7 @@ export class AgentOps {
         const pruned = this.slots.prune(this.d.cfg.keepReleases);
         if (pruned.length) this.d.log.info(`pruned ${pruned.map((p) => p.slice(0, 12)).join(", ")}`);
         const end = performance.now();
-        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}${staged.resumedBytes ? ` (resumed hashing after ${Math.round(staged.resumedBytes / 2 ** 20)} MiB)` : ""}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
+        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}${staged.resumedBytes ? ` (resumed hashing after ${Math.round(staged.resumedBytes / 2 ** 20)} MiB, ${Math.round(staged.keptBytes / 2 ** 20)} MiB already in place)` : ""}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
         return { status: "updated", release: { id, version: staged.manifest.version }, previous: from === id ? prev : from, agent_pid: pid, transcript: t };
       }
       return await this.revert({ id, from, prev, started, newT: t });

@@ -144,6 +144,7 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
     const blocks: Record<string, Uint8Array> = {};
     const points: Record<string, ResumePoints> = {};
     let resumedBytes = 0;
+    let keptBytes = 0;
     const copyBuf = Buffer.alloc(COPY_CHUNK);
     // The base's recorded index: copied blocks keep their digests.
     const baseIndex = await slots.blocks(base);
@@ -158,10 +159,13 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
     for (const f of m.files) {
       const ops = h.ops[f.path]!;
       const prefix = resumablePrefix(slots, base, f.path, ops, baseDigests(f.path));
-      const file = new VerifiedFile(dir, f, prefix ? { ...prefix, source: join(paths.release(base), f.path) } : undefined);
+      // The spare's copy of this file, when there is one, is rewritten in place.
+      const held = prefix ? slots.takeSpare(f.path, join(dir, f.path)) : null;
+      const file = new VerifiedFile(dir, f, prefix ? { ...prefix, source: join(paths.release(base), f.path) } : undefined, held ?? undefined);
       // Blocks the prefix already holds: the leading copies skip them.
       let skip = prefix ? prefix.bytes / BLOCK_SIZE : 0;
       resumedBytes += prefix?.bytes ?? 0;
+      keptBytes += file.kept;
       for (const op of ops) {
         if (op[0] === "data") {
           await reader.take(op[1], (c) => file.write(c));
@@ -197,7 +201,7 @@ export async function stageDelta(slots: Slots, paths: SlotPaths, base: string, b
     if (!(await reader.atEnd())) throw bad("delta upload has bytes after its last op");
     for (const f of m.files) chmodSync(join(dir, f.path), Number.parseInt(f.mode, 8));
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(m, null, 2)}\n`, { mode: 0o644 });
-    return { dir, manifest: m, bytesReceived: count.n, blocks, points, resumedBytes };
+    return { dir, manifest: m, bytesReceived: count.n, blocks, points, resumedBytes, keptBytes };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     if (e instanceof DecnetError) throw e;

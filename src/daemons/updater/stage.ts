@@ -28,6 +28,8 @@ export interface Staged {
   points: Record<string, ResumePoints>;
   /** Bytes a delta did not rehash: the unchanged prefixes it resumed after. */
   resumedBytes: number;
+  /** Bytes a delta found already in place in a spare file, and did not write. */
+  keptBytes: number;
 }
 
 /** Yields the body's chunks, refusing past `max` bytes or after a stall. */
@@ -143,7 +145,7 @@ export async function stageUpload(slots: SlotPaths, body: ReadableStream<Uint8Ar
     if (missing.length) throw bad(`archive ends before ${missing.join(", ")}`);
     for (const f of m.files) chmodSync(join(dir, f.path), Number.parseInt(f.mode, 8));
     writeFileSync(join(dir, RELEASE_MANIFEST), manifestText, { mode: 0o644 });
-    return { dir, manifest: m, bytesReceived: count.n, blocks, points, resumedBytes: 0 };
+    return { dir, manifest: m, bytesReceived: count.n, blocks, points, resumedBytes: 0, keptBytes: 0 };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     if (e instanceof DecnetError) throw e;

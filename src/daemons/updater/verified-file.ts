@@ -4,7 +4,7 @@
  * written, handed to the disk early, and checked against the manifest at
  * the end. Both staging paths (full tarball, delta) write through it.
  */
-import { closeSync, fsyncSync, openSync, constants as C, readSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, openSync, constants as C, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { ManifestFile } from "../../protocol/manifest.ts";
 import { BLOCK_SIZE, BlockHasher } from "../../protocol/delta.ts";
@@ -30,9 +30,30 @@ export interface Prefix {
 }
 
 /**
+ * Opens the file already at `path` (the spare's, see Slots.takeSpare) for
+ * rewriting in place; null, with whatever was there removed, if it is not a
+ * plain file with no other name (writing it must change nothing else).
+ */
+function openInPlace(path: string): number | null {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, C.O_RDWR | C.O_NOFOLLOW);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) throw new Error("not a plain file");
+    fchmodSync(fd, 0o600);
+    return fd;
+  } catch {
+    if (fd !== null) closeSync(fd);
+    rmSync(path, { recursive: true, force: true });
+    return null;
+  }
+}
+
+/**
  * One release file being written into staging: created exclusively (never
- * through anything already there), hashed whole and per block as it is
- * written, and checked against the manifest at the end.
+ * through anything already there, except a spare handed over on purpose),
+ * hashed whole and per block as it is written, and checked against the
+ * manifest at the end.
  */
 export class VerifiedFile {
   private fd: number;
@@ -41,46 +62,85 @@ export class VerifiedFile {
   private written = 0;
   private flushed = 0;
   private closed = false;
+  /** The file was a spare's, rewritten in place: it may be longer than this release's. */
+  private inPlace = false;
+  /** Bytes of the prefix that were already in place (not written). */
+  kept = 0;
 
   /**
-   * With a `prefix`, the file begins as a kernel copy (a reflink where the
-   * filesystem has them) of the base's first bytes, and hashing resumes
-   * from the base's state there. Those bytes were verified when the base was
-   * installed; their crc32s show they still are what was hashed then (a
-   * faulty disk, a hand edit: `delta_unavailable`, and the master sends the
-   * release whole). Everything after the prefix is hashed as it is written.
+   * With a `prefix`, the file begins with the base's first bytes and hashing
+   * resumes from the base's state there. Those bytes were verified when the
+   * base was installed; their crc32s show they still are what was hashed
+   * then (a faulty disk, a hand edit: `delta_unavailable`, and the master
+   * sends the release whole). Everything after the prefix is hashed as it is
+   * written.
+   *
+   * The prefix is a kernel copy from the base (a reflink where the filesystem
+   * has them), except where `held` says the file already at this path, a
+   * spare, holds it: a MiB whose block digests (from the spare's own
+   * verification) equal the base's, and whose bytes on disk still have the
+   * base's crc32, is left as it is. A spare MiB that fails either test is
+   * copied from the base like the rest.
    */
-  constructor(dir: string, private want: ManifestFile, prefix?: Prefix) {
-    this.fd = openSync(join(dir, want.path), C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  constructor(dir: string, private want: ManifestFile, prefix?: Prefix, held?: Uint8Array) {
+    const path = join(dir, want.path);
+    const reuse = held && prefix ? openInPlace(path) : null;
+    this.inPlace = reuse !== null;
+    this.fd = reuse ?? openSync(path, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     this.hash = new ResumableHash();
     if (!prefix) return;
     try {
       if (prefix.bytes > want.size) throw bad(`a prefix of ${prefix.bytes} bytes is longer than ${want.path} (${want.size})`);
       this.hash = new ResumableHash({ points: prefix.points, bytes: prefix.bytes });
-      const src = openSync(prefix.source, "r");
-      try {
-        const buf = Buffer.allocUnsafe(CHECKPOINT);
-        for (let pos = 0; pos < prefix.bytes; pos += WRITEBACK_STEP) {
-          const step = Math.min(WRITEBACK_STEP, prefix.bytes - pos);
-          const copied = copyRange(src, this.fd, pos, step);
-          for (let seg = pos; seg < pos + step; seg += CHECKPOINT) {
-            const got = readSync(src, buf, 0, CHECKPOINT, seg);
-            if (got !== CHECKPOINT || Bun.hash.crc32(buf) !== prefix.points.sums[seg / CHECKPOINT]) {
-              throw new DecnetError("delta_unavailable", `base file ${want.path} has changed on disk since it was installed (MiB ${seg / CHECKPOINT})`);
-            }
-            if (seg + CHECKPOINT > pos + copied) this.put(buf, seg); // what the kernel did not copy
-          }
-          startWriteback(this.fd, pos, step);
-        }
-      } finally {
-        closeSync(src);
-      }
+      this.copyPrefix(prefix, this.inPlace ? held! : null);
       this.blockHash.append(prefix.digests.subarray(0, (prefix.bytes / BLOCK_SIZE) * 32));
       this.written = prefix.bytes;
       this.flushed = prefix.bytes;
     } catch (err) {
       this.close();
       throw err;
+    }
+  }
+
+  private copyPrefix(prefix: Prefix, held: Uint8Array | null): void {
+    const src = openSync(prefix.source, "r");
+    const buf = Buffer.allocUnsafe(CHECKPOINT);
+    const per = (CHECKPOINT / BLOCK_SIZE) * 32; // digest bytes per CHECKPOINT
+    const sums = prefix.points.sums;
+    /** Does the file already hold MiB `i` of the base? */
+    const holds = (i: number): boolean =>
+      held !== null &&
+      held.byteLength >= (i + 1) * per &&
+      Buffer.compare(held.subarray(i * per, (i + 1) * per), prefix.digests.subarray(i * per, (i + 1) * per)) === 0 &&
+      readSync(this.fd, buf, 0, CHECKPOINT, i * CHECKPOINT) === CHECKPOINT &&
+      Bun.hash.crc32(buf) === sums[i];
+    let run = -1; // start of the copy from the base not yet made
+    const copy = (end: number) => {
+      if (run < 0) return;
+      const copied = copyRange(src, this.fd, run, end - run);
+      for (let seg = run; seg < end; seg += CHECKPOINT) {
+        const got = readSync(src, buf, 0, CHECKPOINT, seg);
+        if (got !== CHECKPOINT || Bun.hash.crc32(buf) !== sums[seg / CHECKPOINT]) {
+          throw new DecnetError("delta_unavailable", `base file ${this.want.path} has changed on disk since it was installed (MiB ${seg / CHECKPOINT})`);
+        }
+        if (seg + CHECKPOINT > run + copied) this.put(buf, seg); // what the kernel did not copy
+      }
+      startWriteback(this.fd, run, end - run);
+      run = -1;
+    };
+    try {
+      for (let seg = 0; seg < prefix.bytes; seg += CHECKPOINT) {
+        if (holds(seg / CHECKPOINT)) {
+          copy(seg);
+          this.kept += CHECKPOINT;
+          continue;
+        }
+        if (run < 0) run = seg;
+        if (seg + CHECKPOINT - run >= WRITEBACK_STEP) copy(seg + CHECKPOINT);
+      }
+      copy(prefix.bytes);
+    } finally {
+      closeSync(src);
     }
   }
 
@@ -128,7 +188,10 @@ export class VerifiedFile {
    * a power cut a release is whole or was never switched to.
    */
   finish(): { digests: Uint8Array; points: ResumePoints } {
-    if (!this.closed) fsyncSync(this.fd);
+    if (!this.closed) {
+      if (this.inPlace) ftruncateSync(this.fd, this.written); // a longer spare's tail
+      fsyncSync(this.fd);
+    }
     this.close();
     const sha = this.hash.hex();
     if (this.written !== this.want.size) throw bad(`size mismatch for ${this.want.path}: got ${this.written} bytes, manifest ${this.want.size}`);
