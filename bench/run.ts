@@ -6,7 +6,8 @@
  * measures:
  * bytes of a delta push against the full release (with and without
  * --bytecode), wall time of full and delta pushes to one host, 12 hosts
- * against 1, rollback, the updater's peak RSS during a full upload against its
+ * against 1 (at steady state, where a worker rewrites a pruned release in
+ * place, and without that spare, as on a worker's first pushes), rollback, the updater's peak RSS during a full upload against its
  * idle RSS, `decnet version` start-up and an agent's start-up to /health.
  * Prints a table, writes JSON.
  */
@@ -21,7 +22,11 @@ const OUT = join(ROOT, "bench/results");
 const work = mkdtempSync(join(tmpdir(), "decnet-bench-"));
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-/** A copy of the source tree; with `step`, one line of app code changed (differently per step). */
+/**
+ * A copy of the source tree; with `step`, one line of app code changed, one
+ * character longer per step: every step shifts the app code after it, as
+ * adding a line does.
+ */
 function tree(name: string, step: number | null): string {
   const dir = join(work, name);
   mkdirSync(dir);
@@ -30,7 +35,7 @@ function tree(name: string, step: number | null): string {
   if (step !== null) {
     const main = join(dir, "src/main.ts");
     const text = readFileSync(main, "utf8");
-    const changed = text.replace('"Keep a fleet of workers on the code you choose"', `"Keep a fleet of workers on the code you choose, step ${step}"`);
+    const changed = text.replace('"Keep a fleet of workers on the code you choose"', `"Keep a fleet of workers on the code you choose, step ${"i".repeat(step)}"`);
     if (changed === text) throw new Error("the one-line change did not apply");
     writeFileSync(main, changed);
   }
@@ -76,13 +81,13 @@ function rssKb(pid: number): number {
   return m ? Number(m[1]) : 0;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const middle = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
   log(`building releases (each one line of app code from the one before; and one with a new version) in ${work}`);
   // `main` is the default build (no --bytecode); `alt` the --bytecode one it was weighed against.
   const RUNS = 3;
-  const main = await releaseSet(false, 2 * RUNS);
+  const main = await releaseSet(false, 3 + 4 * RUNS);
   const alt = await releaseSet(true, 1);
 
   await using fleet = await Fleet.create({ workers: 12 });
@@ -94,13 +99,27 @@ async function main() {
     if (r.code !== 0) throw new Error(`push failed: ${rep.hosts.map((h) => h.detail).join("; ")}`);
     return rep.hosts;
   };
-  /** A timed delta push must have been one on every host, or it measures something else. */
-  const deltaPush = async (names: string[], file: string, extra: string[] = []) => {
-    const rows = await push(names, file, extra);
+  /**
+   * A timed delta push must have been one on every host, and must have taken
+   * the path it is meant to measure: with a spare (a pruned release's file,
+   * rewritten in place) or without (every byte written anew). The updater's
+   * log line says which.
+   */
+  const deltaPush = async (names: string[], file: string, spare: boolean) => {
+    if (!spare) for (const n of names) rmSync(fleet.worker(n).paths.spare, { recursive: true, force: true });
+    const t0 = performance.now();
+    const rows = await push(names, file, ["--concurrency", String(names.length)]);
+    const ms = Math.round(performance.now() - t0);
     const full = rows.filter((h) => !/ delta \d+ kB against /.test(h.detail));
     if (full.length) throw new Error(`expected deltas, got: ${full.map((h) => h.detail).join("; ")}`);
-    return rows;
+    for (const n of names) {
+      const line = readFileSync(fleet.worker(n).paths.updater.log, "utf8").trim().split("\n").findLast((l) => l.includes(" updated to "));
+      const kept = Number(/(\d+) MiB already in place/.exec(line ?? "")?.[1] ?? -1);
+      if (spare ? kept <= 0 : kept !== 0) throw new Error(`${n}: expected ${spare ? "a spare rewritten in place" : "no spare"}, the updater logged: ${line}`);
+    }
+    return { ms, value: rows };
   };
+  const median = <T extends { ms: number }>(xs: T[]) => [...xs].sort((a, b) => a.ms - b.ms)[Math.floor(xs.length / 2)]!;
 
   log("full push to one host (w1), with the updater's RSS sampled");
   const w1 = fleet.worker("w1");
@@ -108,17 +127,33 @@ async function main() {
   const idleRss = rssKb(updaterPid);
   let peakRss = idleRss;
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssKb(updaterPid)); }, 5);
-  const full1 = await timed(() => push(["w1"], main.a.file));
+  const full1 = await timed(() => push(["w1"], main.a.file, ["--full"]));
   clearInterval(sampler);
 
-  // Loopback timings on a shared 2-core machine vary run to run (disk flushes
-  // above all): each push figure is the median of RUNS, each run a release
-  // one line of code on from the last.
-  log(`delta push to one host (w1), ${RUNS} times`);
-  const deltas1: Array<{ ms: number; value: Awaited<ReturnType<typeof push>> }> = [];
-  for (const r of main.chain.slice(0, RUNS)) deltas1.push(await timed(() => deltaPush(["w1"], r.file)));
-  const firstDelta = deltas1[0]!;
-  const delta1 = [...deltas1].sort((a, b) => a.ms - b.ms)[Math.floor(RUNS / 2)]!;
+  // Steady state: a worker that has pruned a release keeps it as a spare and
+  // rewrites it in place on the next update. Every host gets there first
+  // (keep 3: its fourth release prunes the first; w1 already has `a`), then every timed push
+  // alternates with and without a spare ("cold": a worker's first pushes).
+  // Loopback timings on a shared 2-core machine vary run to run: each figure
+  // is the median of RUNS, each run a release one line of code on from the
+  // last, which the worker has never had.
+  log("every host to steady state: four releases");
+  for (const r of [main.a, ...main.chain.slice(0, 3)]) await push(hosts, r.file, ["--concurrency", "12"]);
+  let next = 3;
+  const runs = async (names: string[]) => {
+    const steady: Array<Awaited<ReturnType<typeof deltaPush>>> = [];
+    const cold: typeof steady = [];
+    for (let i = 0; i < RUNS; i++) {
+      steady.push(await deltaPush(names, main.chain[next++]!.file, true));
+      cold.push(await deltaPush(names, main.chain[next++]!.file, false));
+    }
+    return { steady, cold };
+  };
+  log(`delta push to one host (w1), ${RUNS} times with a spare and ${RUNS} without`);
+  const one = await runs(["w1"]);
+  const firstDelta = one.steady[0]!;
+  const delta1 = median(one.steady);
+  const cold1 = median(one.cold);
   log(`rollback on one host (w1), ${RUNS} times (each swaps current and previous)`);
   const rollbacks: number[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -126,14 +161,12 @@ async function main() {
     if (rb.value.code !== 0) throw new Error(rb.value.stderr);
     rollbacks.push(rb.ms);
   }
-  const rollback = { ms: median(rollbacks) };
+  const rollback = { ms: [...rollbacks].sort((a, b) => a - b)[Math.floor(RUNS / 2)]! };
 
-  log(`every host onto the same release, then a delta push to all 12, ${RUNS} times`);
-  await push(hosts, main.chain[RUNS - 1]!.file);
-  const deltas12: Array<{ ms: number; value: Awaited<ReturnType<typeof push>> }> = [];
-  // All 12 at once: the default concurrency (8) would push in two waves.
-  for (const r of main.chain.slice(RUNS)) deltas12.push(await timed(() => deltaPush(hosts, r.file, ["--concurrency", "12"])));
-  const delta12 = [...deltas12].sort((a, b) => a.ms - b.ms)[Math.floor(RUNS / 2)]!;
+  log(`delta push to all 12 at once, ${RUNS} times with a spare and ${RUNS} without`);
+  const twelve = await runs(hosts);
+  const delta12 = median(twelve.steady);
+  const cold12 = median(twelve.cold);
 
   log("a new version, and the same changes with --bytecode builds");
   await push(["w3"], main.a.file, ["--full"]);
@@ -151,7 +184,7 @@ async function main() {
       Bun.spawnSync([bin, "version"], { stdout: "ignore" });
       ms.push(performance.now() - t0);
     }
-    return Math.round(median(ms) * 10) / 10;
+    return Math.round(middle(ms) * 10) / 10;
   };
   const startMain = await startup(main.a.bin);
   const startAlt = await startup(alt.a.bin);
@@ -176,13 +209,13 @@ async function main() {
     p.kill("SIGTERM");
     await p.exited;
   }
-  const agentStart = Math.round(median(agentMs) * 10) / 10;
+  const agentStart = Math.round(middle(agentMs) * 10) / 10;
 
   const r = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "?", mem_gb: Math.round(totalmem() / 2 ** 30), bun: Bun.version, date: new Date().toISOString() },
     release_bytes: main.a.size,
     delta_bytes: firstDelta.value[0]!.bytes_sent,
-    delta_ratio: firstDelta.value[0]!.bytes_sent / main.b.size,
+    delta_ratio: firstDelta.value[0]!.bytes_sent / main.chain[3]!.size,
     version_delta_bytes: versionDelta[0]!.bytes_sent,
     version_delta_ratio: versionDelta[0]!.bytes_sent / main.c.size,
     with_bytecode: {
@@ -196,13 +229,19 @@ async function main() {
     delta_push_ms: delta1.ms,
     delta_push_12_ms: delta12.ms,
     twelve_vs_one: delta12.ms / delta1.ms,
+    without_spare: { delta_push_ms: cold1.ms, delta_push_12_ms: cold12.ms, twelve_vs_one: cold12.ms / cold1.ms },
     rollback_ms: rollback.ms,
     updater_rss_idle_mb: Math.round(idleRss / 1024),
     updater_rss_peak_mb: Math.round(peakRss / 1024),
     updater_rss_growth_mb: Math.round((peakRss - idleRss) / 1024),
     version_startup_ms: { default: startMain, with_bytecode: startAlt },
     agent_startup_ms: agentStart,
-    runs_ms: { delta_1: deltas1.map((d) => d.ms), delta_12: deltas12.map((d) => d.ms), rollback: rollbacks },
+    runs_ms: {
+      delta_1: one.steady.map((d) => d.ms),
+      delta_12: twelve.steady.map((d) => d.ms),
+      without_spare: { delta_1: one.cold.map((d) => d.ms), delta_12: twelve.cold.map((d) => d.ms) },
+      rollback: rollbacks,
+    },
     details: { delta1: delta1.value[0]!.detail, delta12: delta12.value.map((h) => h.bytes_sent) },
   };
 
@@ -213,6 +252,7 @@ async function main() {
     ["full push, 1 host", `${(r.full_push_ms / 1000).toFixed(2)} s`, "≤ 3 s"],
     ["delta push, 1 host (median of 3)", `${(r.delta_push_ms / 1000).toFixed(2)} s (runs ${r.runs_ms.delta_1.map((x) => (x / 1000).toFixed(2)).join(", ")} s)`, "≤ 1 s"],
     ["delta push, 12 hosts / 1 host (medians)", `${r.twelve_vs_one.toFixed(2)}× (${(r.delta_push_12_ms / 1000).toFixed(2)} s; runs ${r.runs_ms.delta_12.map((x) => (x / 1000).toFixed(1)).join(", ")} s)`, "≤ 3×"],
+    ["  without a spare (a worker's first pushes)", `1 host ${(r.without_spare.delta_push_ms / 1000).toFixed(2)} s, 12 hosts ${(r.without_spare.delta_push_12_ms / 1000).toFixed(2)} s: ${r.without_spare.twelve_vs_one.toFixed(2)}×`, "—"],
     ["rollback, 1 host (median of 3)", `${(r.rollback_ms / 1000).toFixed(2)} s`, "—"],
     ["updater RSS growth in a full upload", `${r.updater_rss_growth_mb} MB (idle ${r.updater_rss_idle_mb} MB, peak ${r.updater_rss_peak_mb} MB)`, "≤ 48 MB"],
     ["`decnet version` start-up (median)", `${r.version_startup_ms.default} ms; ${r.version_startup_ms.with_bytecode} ms with --bytecode`, "—"],
