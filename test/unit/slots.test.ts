@@ -4,7 +4,7 @@
  * index) goes, the newest of it into the spare, which one update takes.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Slots } from "../../src/daemons/updater/slots.ts";
@@ -73,13 +73,20 @@ test("takeSpare hands over one file with its recorded digests, once; a spare wit
     };
     const good = { release: "x", block_size: 16384, files: { decnet: { size: 9, hashes: hashes.toString("base64") } } };
     const hit = spareWith("hit", good);
+    // A spare that is a symlink is not followed, and only the link goes.
+    const linked = spareWith("linked", good);
+    const elsewhere = join(dir, "elsewhere");
+    renameSync(linked.slots.paths.spare, elsewhere);
+    symlinkSync(elsewhere, linked.slots.paths.spare);
     expect({
+      symlink: [...take(linked), existsSync(join(elsewhere, "decnet"))],
       hit: take(hit),
       again: take(hit),
       otherFile: take(spareWith("other", good), "other"),
       otherBlockSize: take(spareWith("bs", { ...good, block_size: 4096 })),
       noIndex: take(spareWith("none", {})),
     }).toEqual({
+      symlink: [null, false, false, true],
       hit: [true, "old bytes", false],
       again: [null, "old bytes", false],
       otherFile: [null, false, false],

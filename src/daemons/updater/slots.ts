@@ -3,7 +3,7 @@
  * (flipped by symlink + rename), history.json (installed_at and status per
  * release) and keep-N pruning. Serves the agent's set and the updater's own.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { BLOCK_SIZE, BlockHasher, BlocksResponse } from "../../protocol/delta.ts";
 import { z } from "zod";
@@ -191,16 +191,22 @@ export class Slots {
     const removed = releases.filter((r) => !keepIds.has(r.id)).map((r) => r.id);
     if (removed.length === 0) return [];
     const spare = removed.find((id) => existsSync(this.paths.blocks(id)));
+    let spared: string | null = null;
     if (spare) {
       // Two renames: a crash between leaves a spare without an index, which
       // takeSpare ignores, or the release still listed, which the next prune removes.
-      rmSync(this.paths.spare, { recursive: true, force: true });
-      renameSync(this.paths.release(spare), this.paths.spare);
-      renameSync(this.paths.blocks(spare), join(this.paths.spare, SPARE_INDEX));
+      try {
+        rmSync(this.paths.spare, { recursive: true, force: true });
+        renameSync(this.paths.release(spare), this.paths.spare);
+        renameSync(this.paths.blocks(spare), join(this.paths.spare, SPARE_INDEX));
+        spared = spare;
+      } catch {
+        rmSync(this.paths.spare, { recursive: true, force: true }); // a spare is only ever a saving
+      }
       this.points.delete(spare);
     }
     for (const id of removed) {
-      if (id === spare) continue;
+      if (id === spared) continue;
       rmSync(this.paths.release(id), { recursive: true, force: true });
       rmSync(this.paths.blocks(id), { force: true });
       this.points.delete(id);
@@ -224,6 +230,7 @@ export class Slots {
    */
   takeSpare(path: string, dest: string): Uint8Array | null {
     try {
+      if (!lstatSync(this.paths.spare).isDirectory()) return null; // never through a symlink
       const index = BlocksResponse.parse(JSON.parse(readFileSync(join(this.paths.spare, SPARE_INDEX), "utf8")));
       const f = index.files[path];
       if (index.block_size !== BLOCK_SIZE || !f) return null;
