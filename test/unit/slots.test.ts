@@ -28,6 +28,10 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
     const ids = Array.from({ length: 8 }, (_, i) => fakeRelease(slots, i + 1));
     const status = ["good", "good", "failed", "good", "good", "failed", "good", "good"] as const;
     ids.forEach((id, i) => slots.mark(id, status[i]!, new Date(Date.UTC(2026, 0, i + 1))));
+    // What a crash inside an earlier prune can leave: an index and a history entry without a release.
+    const gone = "e".repeat(64);
+    writeFileSync(slots.paths.blocks(gone), "{}");
+    slots.mark(gone, "good");
     slots.setCurrent(ids[0]!); // an old release can be current (after rollbacks)
     slots.setPrevious(ids[1]!);
     const removed = slots.prune(2);
@@ -36,7 +40,8 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
       removed: [...removed].sort(),
       kept,
       spare: [JSON.parse(readFileSync(join(slots.paths.spare, "manifest.json"), "utf8")).id, readFileSync(join(slots.paths.spare, "blocks.json"), "utf8")],
-      blocksGone: removed.every((id) => !existsSync(slots.paths.blocks(id))),
+      blocksGone: [...removed, gone].every((id) => !existsSync(slots.paths.blocks(id))),
+      historyOfGone: gone in JSON.parse(readFileSync(join(dir, "history.json"), "utf8")),
       listed: slots.list().releases.map((r) => r.id).sort(),
     }).toEqual({
       // newest good: ids[7], ids[6]; newest failed: ids[5]; current ids[0], previous ids[1]
@@ -45,6 +50,7 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
       // the newest removed, with its block index
       spare: [ids[4]!, "{}"],
       blocksGone: true,
+      historyOfGone: false,
       listed: [ids[0]!, ids[1]!, ids[5]!, ids[6]!, ids[7]!].sort(),
     });
   } finally {

@@ -189,12 +189,11 @@ export class Slots {
     const failed = releases.find((r) => r.status === "failed");
     if (failed) keepIds.add(failed.id);
     const removed = releases.filter((r) => !keepIds.has(r.id)).map((r) => r.id);
-    if (removed.length === 0) return [];
     const spare = removed.find((id) => existsSync(this.paths.blocks(id)));
     let spared: string | null = null;
     if (spare) {
       // Two renames: a crash between leaves a spare without an index, which
-      // takeSpare ignores, or the release still listed, which the next prune removes.
+      // takeSpare ignores, and an index without its release, removed below.
       try {
         rmSync(this.paths.spare, { recursive: true, force: true });
         renameSync(this.paths.release(spare), this.paths.spare);
@@ -211,9 +210,17 @@ export class Slots {
       rmSync(this.paths.blocks(id), { force: true });
       this.points.delete(id);
     }
+    // What a crash in an earlier prune left: indexes and history of releases that are gone.
+    const present = new Set(this.ids());
+    const blocksDir = dirname(this.paths.blocks("x"));
+    const indexes = existsSync(blocksDir) ? readdirSync(blocksDir) : [];
+    for (const f of indexes) if (f.endsWith(".json") && !present.has(f.slice(0, -5))) rmSync(join(blocksDir, f), { force: true });
     const h = this.history();
-    for (const id of removed) delete h[id];
-    this.saveHistory(h);
+    const stale = Object.keys(h).filter((id) => !present.has(id));
+    if (stale.length) {
+      for (const id of stale) delete h[id];
+      this.saveHistory(h);
+    }
     return removed;
   }
 
