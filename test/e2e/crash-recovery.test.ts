@@ -1,9 +1,13 @@
 /**
- * kill -9 of the updater mid-upload and mid-probe: after a restart the worker
- * is on the old release with a healthy agent, no staging, no stray agent.
+ * kill -9 of the updater mid-upload, mid-probe, and mid-delta after it took
+ * its spare: after a restart the worker is on the old release with a healthy
+ * agent, no staging, no stray agent, and takes the next push.
  */
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { deltaBody, planDelta } from "../../src/core/delta.ts";
+import { BlocksResponse } from "../../src/protocol/delta.ts";
+import { Manifest } from "../../src/protocol/manifest.ts";
 import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 
@@ -14,7 +18,7 @@ let fleet: Fleet;
 let w: Worker;
 
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "20000" } });
+  fleet = await Fleet.create({ workers: 2, env: { DECNET_PROBE_TIMEOUT_MS: "20000" } });
   w = fleet.worker("w1");
   await fleet.startUpdater(w);
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
@@ -83,4 +87,46 @@ test("kill -9 mid-probe: after restart, old release, a healthy agent, and the un
   await until(async () => (await fleet.health(w)).busy === null, "recovery to finish");
   expect(await state()).toEqual(await expected());
   expect({ strayAlive: isAlive(journal.pid), failedKept: existsSync(w.paths.release(silent.id)) }).toEqual({ strayAlive: false, failedKept: true });
+});
+
+test("kill -9 mid-delta, after the spare was taken into staging: after restart, old release, no staging, and the next push lands", async () => {
+  const w2 = fleet.worker("w2");
+  await fleet.startUpdater(w2, { DECNET_KEEP_RELEASES: "1" });
+  const [v1, v2, v3, v4] = [await release("v1"), await release("v2"), await release("v3"), await release("v4")];
+  for (const r of [v1, v2, v3]) expect((await fleet.push(w2, r.file)).status).toBe(200);
+  const hadSpare = existsSync(w2.paths.spare); // v1, pruned by v3
+
+  // A real delta from v3 to v4, sent up to half-way, then stalled: the header
+  // is in, the prefix has been laid into the spare's file, the rest never comes.
+  const manifest = Manifest.parse(JSON.parse(await new Response(Bun.spawn(["tar", "xzOf", v4.file, "manifest.json"], { stdout: "pipe" }).stdout).text()));
+  const base = BlocksResponse.parse(await (await fleet.request(w2, "updater", `/blocks?release=${v3.id}&slot=agent`)).json());
+  const body = await deltaBody((await planDelta(v4.file, manifest, base))!);
+  let sent = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (sent) return void (await Bun.sleep(200));
+      c.enqueue(body.subarray(0, body.byteLength >> 1));
+      sent = true;
+    },
+  });
+  const upload = fleet.request(w2, "updater", `/update?delta=${v3.id}`, { method: "POST", body: stream, duplex: "half" } as RequestInit).catch(() => null);
+  await until(() => !existsSync(w2.paths.spare) && readdirSync(w2.paths.releases).some((n) => n.startsWith(".staging")), "the spare to be taken into staging");
+  process.kill(Number(readFileSync(w2.paths.updater.pid, "utf8")), "SIGKILL");
+  await upload;
+  await fleet.startUpdater(w2, { DECNET_KEEP_RELEASES: "1" });
+  await until(async () => (await fleet.health(w2)).busy === null, "recovery to finish");
+  const h = await fleet.health(w2);
+  const after = {
+    current: readlinkSync(w2.paths.current),
+    previous: readlinkSync(w2.paths.previous),
+    left: readdirSync(w2.paths.releases).filter((n) => n.startsWith(".")),
+    journal: existsSync(w2.paths.stateJson),
+    agent: [h.agent.release === v3.id, h.agent.healthy],
+  };
+  const next = await fleet.cli(["swarm", "update", "--host", "w2", "--artifact", v4.file, "--json"]);
+  expect({ hadSpare, after, next: [next.code, (await fleet.health(w2)).agent.release === v4.id] }).toEqual({
+    hadSpare: true,
+    after: { current: `releases/${v3.id}`, previous: `releases/${v2.id}`, left: [], journal: false, agent: [true, true] },
+    next: [0, true],
+  });
 });
