@@ -59,7 +59,8 @@ function slotPaths(root: string) {
     /** The files of the last pruned release, rewritten in place by the next delta (slots.ts). */
     spare: join(releases, ".spare"),
     stateJson: join(root, "state.json"),
-    /** Block index of a release, for delta pushes; outside the immutable release dir. */
+    /** Block indexes of releases, for delta pushes; outside the immutable release dirs. */
+    blocksDir: join(root, "blocks"),
     blocks: (id: string) => join(root, "blocks", `${id}.json`),
   };
 }

@@ -4,7 +4,7 @@
  * release) and keep-N pruning. Serves the agent's set and the updater's own.
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { basename } from "node:path";
 import { BLOCK_SIZE, BlockHasher, BlocksResponse } from "../../protocol/delta.ts";
 import { z } from "zod";
 import { type Manifest, Manifest as ManifestSchema } from "../../protocol/manifest.ts";
@@ -77,7 +77,7 @@ export class Slots {
       const b = blocks[f.path];
       if (b) files[f.path] = { size: f.size, hashes: Buffer.from(b).toString("base64") };
     }
-    mkdirSync(dirname(this.paths.blocks(id)), { recursive: true, mode: 0o700 });
+    mkdirSync(this.paths.blocksDir, { recursive: true, mode: 0o700 });
     // Not forced to disk: blocks() recomputes an index that a power cut lost.
     writeFileAtomic(this.paths.blocks(id), JSON.stringify({ release: id, block_size: BLOCK_SIZE, files }), 0o600, { durable: false });
   }
@@ -212,9 +212,8 @@ export class Slots {
     }
     // What a crash in an earlier prune left: indexes and history of releases that are gone.
     const present = new Set(this.ids());
-    const blocksDir = dirname(this.paths.blocks("x"));
-    const indexes = existsSync(blocksDir) ? readdirSync(blocksDir) : [];
-    for (const f of indexes) if (f.endsWith(".json") && !present.has(f.slice(0, -5))) rmSync(join(blocksDir, f), { force: true });
+    const indexes = existsSync(this.paths.blocksDir) ? readdirSync(this.paths.blocksDir) : [];
+    for (const f of indexes) if (f.endsWith(".json") && !present.has(f.slice(0, -5))) rmSync(join(this.paths.blocksDir, f), { force: true });
     const h = this.history();
     const stale = Object.keys(h).filter((id) => !present.has(id));
     if (stale.length) {
