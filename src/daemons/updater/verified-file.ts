@@ -1,8 +1,9 @@
 /**
  * One release file written into staging and verified on the way: created
- * exclusively, hashed whole (with resume points) and per block as it is
- * written, handed to the disk early, and checked against the manifest at
- * the end. Both staging paths (full tarball, delta) write through it.
+ * exclusively (or, for a delta, the spare's file rewritten in place), hashed
+ * whole (with resume points) and per block as it is written, handed to the
+ * disk early, and checked against the manifest at the end. Both staging
+ * paths (full tarball, delta) write through it.
  */
 import { closeSync, fchmodSync, fstatSync, fsyncSync, ftruncateSync, openSync, constants as C, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
