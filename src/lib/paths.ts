@@ -56,9 +56,13 @@ function slotPaths(root: string) {
     releases,
     release: (id: string) => join(releases, id),
     staging: (tag: string) => join(releases, `.staging-${tag}`),
-    /** The files of the last pruned release, rewritten in place by the next delta (slots.ts). */
+    /** The files of the last pruned release, rewritten in place by the next delta (spare.ts). */
     spare: join(releases, ".spare"),
+    /** The spare's block index, moved in with it. */
+    spareIndex: join(releases, ".spare", "blocks.json"),
     stateJson: join(root, "state.json"),
+    /** Status and install time of each release (history.ts). */
+    history: join(root, "history.json"),
     /** Block indexes of releases, for delta pushes; outside the immutable release dirs. */
     blocksDir: join(root, "blocks"),
     blocks: (id: string) => join(root, "blocks", `${id}.json`),

@@ -3,27 +3,21 @@
  * compiled binary run as an operator would, bad usage exiting 2 with one
  * line, failures exiting 1 with one line and never a stack trace.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { commands } from "../../src/cli/index.ts";
 import type { releaseCommands } from "../../src/cli/release/index.ts";
 import type { swarmCommands } from "../../src/cli/swarm/index.ts";
-import { Fleet, FIXTURES, ROOT, type CliResult } from "../fleet/harness.ts";
-
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
+import { FIXTURES, ROOT, type CliResult } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
 type CommandName =
   | Exclude<keyof typeof commands, "swarm" | "release">
   | `swarm ${keyof typeof swarmCommands}`
   | `release ${keyof typeof releaseCommands}`;
 
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1 });
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+const fleet = useFleet({ workers: 1 });
 
 /** One line on stderr, no stack frames. */
 const oneLine = (r: CliResult) => r.stderr.trim().split("\n").length === 1 && !/\n\s+at |\.ts:\d+/.test(r.stderr);
