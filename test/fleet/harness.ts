@@ -111,7 +111,7 @@ export async function runCli(bin: string, args: string[], env: Record<string, st
 }
 
 /** Waits for `fn` to return a truthy value, polling; never a bare sleep. */
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
+export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000, everyMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -121,7 +121,7 @@ export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs
     } catch (e) {
       last = e;
     }
-    await Bun.sleep(20);
+    await Bun.sleep(everyMs);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }

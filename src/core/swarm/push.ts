@@ -6,10 +6,14 @@
  */
 import { agentHealth } from "../../client/agent.ts";
 import { blocks, fileStream, releases, type UpdaterEndpoint, updaterHealth, upload, waitForUpdaterRelease } from "../../client/updater.ts";
+import type { BlocksResponse } from "../../protocol/delta.ts";
 import type { InstallReport, RolledBackDetail, Slot, SwitchResponse } from "../../protocol/updater.ts";
 import { errorMessage, RemoteError } from "../../lib/errors.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { DeltaSource } from "../delta.ts";
+
+/** Delta bodies per base, shared by a push's hosts (core/delta's DeltaSource). */
+export type Deltas = Pick<DeltaSource, "body">;
 import type { Host } from "../registry.ts";
 import type { Release } from "../release.ts";
 
@@ -52,17 +56,29 @@ export type Progress =
   | { host: string; phase: "self-updating" }
   | { host: string; phase: "done"; result: HostResult };
 
+/** The worker calls a push makes (client/; a fake in unit tests). */
+export interface WorkerClient {
+  releases: typeof releases;
+  updaterHealth: typeof updaterHealth;
+  blocks: (e: UpdaterEndpoint, release: string, slot: Slot) => Promise<BlocksResponse>;
+  upload: typeof upload;
+  waitForUpdaterRelease: typeof waitForUpdaterRelease;
+  agentHealth: typeof agentHealth;
+}
+
+export const workerClient: WorkerClient = { releases, updaterHealth, blocks, upload, waitForUpdaterRelease, agentHealth };
+
 /** A release set on the worker, as the master addresses it. */
 interface Target {
   slot: Slot;
   /** The release that slot runs: what a delta is made against. */
-  base(e: UpdaterEndpoint): Promise<string | null>;
+  base(c: WorkerClient, e: UpdaterEndpoint): Promise<string | null>;
   /** Why there is no base, for the row. */
   noBase: string;
 }
 
-const AGENT: Target = { slot: "agent", base: async (e) => (await releases(e)).current, noBase: "no release there yet" };
-const UPDATER: Target = { slot: "updater", base: async (e) => (await updaterHealth(e)).release, noBase: "the updater runs no release yet" };
+const AGENT: Target = { slot: "agent", base: async (c, e) => (await c.releases(e)).current, noBase: "no release there yet" };
+const UPDATER: Target = { slot: "updater", base: async (c, e) => (await c.updaterHealth(e)).release, noBase: "the updater runs no release yet" };
 
 /** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */
 const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
@@ -92,19 +108,19 @@ function note(t: Transfer, why: string | null): string {
  * whole. `onBytes` sees the bytes as they leave; `transfer` is set as soon as
  * the mode is known, so a failed push still says what was sent.
  */
-async function send(e: UpdaterEndpoint, r: Release, delta: DeltaSource | null, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
+async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, delta: Deltas | null, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
   let why: string | null = null;
   let fallback: string | undefined;
   if (delta) {
     try {
-      const base = await target.base(e);
+      const base = await target.base(c, e);
       if (!base) why = target.noBase;
       else {
-        const body = await delta.body(await blocks(e, base, target.slot));
+        const body = await delta.body(await c.blocks(e, base, target.slot));
         if (!body) why = "a delta would carry most of it";
         else {
           const t: Transfer = { mode: "delta", bytes: 0, base };
-          const { result, bytesSent } = await upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
           t.bytes = bytesSent;
           return { result, transfer: t, note: note(t, null) };
         }
@@ -117,21 +133,21 @@ async function send(e: UpdaterEndpoint, r: Release, delta: DeltaSource | null, t
   }
   const t: Transfer = { mode: "full", bytes: 0, ...(fallback ? { fallback } : {}) };
   const length = Bun.file(r.file).size;
-  const { result, bytesSent } = await upload(e, { slot: target.slot, body: fileStream(r.file), length, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
   t.bytes = bytesSent;
   return { result, transfer: t, note: note(t, why) };
 }
 
 /** /update-self (delta when it can), then wait for the updater to come back on the release. */
-async function selfUpdate(h: Host, r: Release, delta: DeltaSource | null, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
+async function selfUpdate(c: WorkerClient, h: Host, r: Release, delta: Deltas | null, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
   const e = { host: h.name, address: h.address, port: h.updater_port };
   onProgress({ host: h.name, phase: "self-updating" });
   let transfer: Transfer | null = null;
   try {
-    const sent = await send(e, r, delta, UPDATER, (t) => { transfer = t; });
+    const sent = await send(c, e, r, delta, UPDATER, (t) => { transfer = t; });
     transfer = sent.transfer;
     if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer };
-    await waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
+    await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
     return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer };
   } catch (err) {
     return { self: "error", detail: `self-update: ${describe(err).detail}`, transfer };
@@ -139,14 +155,15 @@ async function selfUpdate(h: Host, r: Release, delta: DeltaSource | null, onProg
 }
 
 /** Pushes `r` to host `h`: one row, whatever happens. */
-export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; delta: DeltaSource | null; onProgress: (p: Progress) => void }): Promise<HostResult> {
+export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; delta: Deltas | null; onProgress: (p: Progress) => void; client?: WorkerClient }): Promise<HostResult> {
+  const c = o.client ?? workerClient;
   const t0 = performance.now();
   let transfer: Transfer | null = null;
   let install: InstallReport | null = null;
   let outcome: { agent: Outcome; detail: string; self?: Awaited<ReturnType<typeof selfUpdate>> };
   try {
     let installing = false;
-    const sent = await send({ host: h.name, address: h.address, port: h.updater_port }, r, o.delta, AGENT, (t, total) => {
+    const sent = await send(c, { host: h.name, address: h.address, port: h.updater_port }, r, o.delta, AGENT, (t, total) => {
       transfer = t;
       o.onProgress({ host: h.name, phase: "uploading", sent: t.bytes, total });
       if (t.bytes === total && !installing) {
@@ -158,14 +175,14 @@ export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; d
     install = sent.result.install ?? null;
     o.onProgress({ host: h.name, phase: "verifying" });
     // Trust, then verify from outside: the agent itself must report the release.
-    const health = await agentHealth({ host: h.name, address: h.address, port: h.agent_port });
+    const health = await c.agentHealth({ host: h.name, address: h.address, port: h.agent_port });
     if (health.release !== r.manifest.id) {
       outcome = { agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}` };
     } else {
       const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
       if (!o.includeSelf) outcome = { agent: "updated", detail };
       else {
-        const self = await selfUpdate(h, r, o.delta, o.onProgress);
+        const self = await selfUpdate(c, h, r, o.delta, o.onProgress);
         outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, self };
       }
     }
