@@ -36,7 +36,7 @@ export function loadSigner(o: { key?: string; trustDir?: string; now?: Date } = 
     throw usageError(`no signing key at ${paths.signingKey}`, "`decnet trust init` makes one; or pass --key FILE (and --trust-dir DIR for its trust.json)");
   }
   const key = readKeyFile(o.key ?? paths.signingKey, "signing key");
-  const s = loadTrust(paths).signed;
+  const s = loadTrust(paths, "--trust-dir").signed;
   const cert = s.signers.find((c) => c.id === key.id);
   if (s.revoked.includes(key.id)) throw new DecnetError("failed", `signing key ${key.id} (${key.file}) is revoked in ${paths.doc}`, { hint: "certify a new one with `decnet trust add-signer`" });
   if (!cert) throw new DecnetError("failed", `signing key ${key.id} (${key.file}) is not certified by ${paths.doc}`, { hint: "certify it with `decnet trust add-signer`, or pass the trust dir that does with --trust-dir" });
@@ -152,7 +152,8 @@ export async function readReleaseSignature(file: string): Promise<ReleaseSignatu
     await readTarball(Bun.file(file).stream(), (e) => {
       n += 1;
       if (n === 1) return e.skip();
-      if (e.path !== SIGNATURE_FILE || e.size > SIGNATURE_MAX_BYTES) throw STOP;
+      if (e.path !== SIGNATURE_FILE) throw STOP;
+      if (e.size > SIGNATURE_MAX_BYTES) throw new DecnetError("failed", `${file}: its ${SIGNATURE_FILE} is larger than ${SIGNATURE_MAX_BYTES} bytes`);
       const chunks: Uint8Array[] = [];
       e.onData((c) => chunks.push(c));
       e.onEnd(() => {
@@ -161,6 +162,7 @@ export async function readReleaseSignature(file: string): Promise<ReleaseSignatu
       });
     });
   } catch (e) {
+    if (e instanceof DecnetError) throw e;
     if (e !== STOP) throw new DecnetError("failed", `${file} is not a release tarball: ${(e as Error).message}`);
   }
   if (text === null) return null;

@@ -45,9 +45,9 @@ function expiryIn(days: number | undefined, now: Date): string {
 }
 
 /** Reads and checks trust.json; a missing or broken one is named with what to do. */
-export function loadTrust(paths: TrustPaths): TrustDocument {
+export function loadTrust(paths: TrustPaths, dirFlag: "--dir" | "--trust-dir" = "--dir"): TrustDocument {
   if (!existsSync(paths.doc)) {
-    throw new DecnetError("failed", `no trust document at ${paths.doc}`, { hint: "run `decnet trust init` to create one, or pass --dir DIR where it lives" });
+    throw new DecnetError("failed", `no trust document at ${paths.doc}`, { hint: `run \`decnet trust init\` to create one, or pass ${dirFlag} DIR where it lives` });
   }
   const size = statSync(paths.doc).size;
   const r = size > TRUST_MAX_BYTES ? { ok: false as const, message: `it is ${size} bytes, more than the ${TRUST_MAX_BYTES} allowed` } : readTrustDocument(readFileSync(paths.doc));

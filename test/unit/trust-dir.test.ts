@@ -101,6 +101,7 @@ test("release sign: second entry, same id, accepted by checkRelease; revoked and
   const file = await smallRelease(tmp.path, "0.2.0");
   const before = await readReleaseManifest(file);
   const beforeSize = statSync(file).size;
+  const unsigned = await verdict(file, loadTrust(trustPaths(dir)));
   const signed = await signReleaseFile(file, loadSigner({ trustDir: dir }));
   const v1 = loadTrust(trustPaths(dir));
   const afterSign = { entries: await entries(file), id: (await readReleaseManifest(file)).id, verdict: await verdict(file, v1), grew: statSync(file).size - beforeSize === signed.bytesAdded };
@@ -112,12 +113,14 @@ test("release sign: second entry, same id, accepted by checkRelease; revoked and
   const resigned = await signReleaseFile(kept, loadSigner({ trustDir: dir }));
   const revoked = revokeSigner({ dir, keyId: signed.signer, rootKey: join(tmp.path, "root2.key") }).doc;
   expect({
+    unsigned,
     afterSign,
     preRotation,
     resigned: { verdict: await verdict(kept, v2), replaced: resigned.replaced, entries: await entries(kept) },
     revoked: await verdict(kept, revoked),
     signWithRevoked: caught(() => loadSigner({ trustDir: dir })).replaceAll(dir, "DIR"),
   }).toEqual({
+    unsigned: "unsigned",
     afterSign: { entries: ["manifest.json", "signature.json", "decnet"], id: before.id, verdict: `ok ${signed.signer}`, grew: true },
     preRotation: "untrusted_signer",
     resigned: { verdict: `ok ${signed.signer}`, replaced: signed.signer, entries: ["manifest.json", "signature.json", "decnet"] },
