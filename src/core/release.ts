@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { type Manifest, type ManifestFile, manifestFor, parseManifest } from "../protocol/manifest.ts";
+import { SIGNATURE_FILE } from "../protocol/signature.ts";
 import { buildInfo } from "../lib/build-info.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
@@ -54,6 +55,8 @@ export interface PackOptions {
   /** Used when the executable cannot be asked (cross-compiled) or to override. */
   info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target?: string };
   source?: string;
+  /** Makes signature.json for the manifest (core/release-sign.ts loadSigner().sign): the tarball is signed as it is written. */
+  sign?: (m: Manifest) => string;
 }
 
 export async function pack(o: PackOptions): Promise<Release> {
@@ -77,8 +80,9 @@ export async function pack(o: PackOptions): Promise<Release> {
       target: o.info?.target ?? asked?.target ?? `linux-${process.arch}`,
     }, files);
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    if (o.sign) writeFileSync(join(dir, SIGNATURE_FILE), o.sign(manifest));
     const out = resolve(o.out ?? `decnet-${version}-${manifest.id.slice(0, 12)}.tar.gz`);
-    await writeTarball(out, dir, [RELEASE_MANIFEST, RELEASE_BINARY]);
+    await writeTarball(out, dir, [RELEASE_MANIFEST, ...(o.sign ? [SIGNATURE_FILE] : []), RELEASE_BINARY]);
     return { file: out, manifest, size: statSync(out).size, source: o.source ?? `artifact ${o.file}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -103,7 +107,7 @@ export function findSourceTree(from = process.cwd()): string | null {
 const BuildJson = z.object({ out: z.string(), version: z.string(), sha: z.string(), dirty: z.boolean(), target: z.string(), built_at: z.string() });
 
 /** Builds the working tree (staged, unstaged and untracked alike) and packs it. */
-export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string }): Promise<Release> {
+export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string; sign?: PackOptions["sign"] }): Promise<Release> {
   const root = findSourceTree(o.cwd);
   if (!root) {
     throw usageError("no decnet source tree here to build", "run from a decnet checkout, or pass --artifact FILE or --self");
@@ -116,7 +120,7 @@ export async function buildRelease(o: { out?: string; target?: "linux-x64" | "li
     const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
     if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
     const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
-    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}` });
+    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}`, sign: o.sign });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

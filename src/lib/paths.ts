@@ -30,8 +30,26 @@ export function homePaths(home = decnetHome()) {
     db: join(home, "swarm.db"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
+    trust: trustPaths(join(home, "trust")),
   };
 }
+
+/** The master's trust dir (DESIGN §11): the root key (meant to go offline), a signing key, trust.json. */
+export function trustPaths(dir: string) {
+  const d = resolve(dir);
+  return {
+    dir: d,
+    rootKey: join(d, "root.key"),
+    signingKey: join(d, "signing.key"),
+    doc: join(d, "trust.json"),
+    /** Every version written, kept so a worker that missed a root rotation can be walked through it. */
+    historyDir: join(d, "history"),
+    history: (version: number) => join(d, "history", `trust-${version}.json`),
+    /** Where `trust add-signer` puts a new signing key unless told otherwise. */
+    signerKey: (id: string) => join(d, `signing-${id}.key`),
+  };
+}
+export type TrustPaths = ReturnType<typeof trustPaths>;
 
 export type BundleRole = "worker" | "updater";
 

@@ -21,6 +21,12 @@ export const ERROR_STATUS = {
   bad_request: 400,
   bad_archive: 400,
   confirm_required: 400,
+  // A release or trust document refused under the worker's trust document (DESIGN §11).
+  unsigned: 403,
+  bad_signature: 403,
+  untrusted_signer: 403,
+  below_floor: 403,
+  downgrade: 403,
   not_found: 404,
   no_previous: 404,
   method_not_allowed: 405,
