@@ -113,7 +113,7 @@ export interface ListenOptions {
   app: App;
   hostname: string;
   port: number;
-  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true };
+  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true; ciphers: string };
   maxRequestBodySize?: number;
   /** Seconds a connection may sit idle; long handlers lift it per request. */
   idleTimeout?: number;

@@ -32,6 +32,7 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   rolled_back: 409,
   unhealthy: 409,
+  release_damaged: 409,
   delta_unavailable: 412,
   too_large: 413,
   busy: 423,

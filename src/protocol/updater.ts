@@ -16,7 +16,8 @@ export const UpdaterHealth = z.object({
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 
-export const ReleaseStatus = z.enum(["good", "failed", "unknown"]);
+/** damaged: no longer what was verified at install (refused as a rollback target, never run again). */
+export const ReleaseStatus = z.enum(["good", "failed", "unknown", "damaged"]);
 
 export const ReleaseInfo = z.object({
   id: z.string(),

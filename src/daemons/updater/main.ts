@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { writeFileAtomic } from "../../lib/atomic.ts";
+import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -25,8 +26,9 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const bundle = readBundle(bundlePaths(cfg.updaterDir, "updater"), `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, or pass --updater-dir`);
   // The agent it will start needs its bundle too: refuse now, not at the first update.
   readBundle(bundlePaths(cfg.agentDir, "worker"), `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
-  mkdirSync(paths.releases, { recursive: true });
-  mkdirSync(paths.updater.root, { recursive: true });
+  for (const dir of [paths.root, paths.releases, paths.updater.root, paths.updater.releases]) checkNotWritableByOthers(dir);
+  mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
+  mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
   const sup = new Supervisor(cfg, paths, log);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);

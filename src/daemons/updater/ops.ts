@@ -113,12 +113,23 @@ export class AgentOps {
     }
   }
 
+  /**
+   * Whether kept release `id` may run again: intact on disk as it was
+   * verified (release-check.ts). A damaged one is marked, logged, and not run.
+   */
+  private async runnable(id: string): Promise<boolean> {
+    const problem = await this.set.damage(id);
+    if (problem) this.d.log.error(`release ${id.slice(0, 12)} is damaged on disk (${problem}); it will not be run; push it again to repair it`);
+    return problem === null;
+  }
+
   /** Best effort after a failure past the switch: slots back, the old agent running. */
   private async undoSwitch(j: OpJournal, failed: string): Promise<void> {
     this.set.mark(failed, "failed");
-    this.set.flip(j.from, j.prev);
+    const back = j.from && (await this.runnable(j.from)) ? j.from : null;
+    this.set.flip(back, j.prev);
     j.clear();
-    if (j.from) await this.restartAndProbe(j.from).catch((e) => this.d.log.error("could not restart the previous agent:", e));
+    if (back) await this.restartAndProbe(back).catch((e) => this.d.log.error("could not restart the previous agent:", e));
   }
 
   /** The new agent is unhealthy: flip back, restart, re-probe, answer 409. */
@@ -128,7 +139,7 @@ export class AgentOps {
     j.step("reverting", id);
     this.d.log.warn(`release ${id.slice(0, 12)} unhealthy; ${from ? `rolling back to ${from.slice(0, 12)}` : "nothing to roll back to"}`);
     let oldT: ProbeTranscript | null = null;
-    if (from && from !== id) {
+    if (from && from !== id && (await this.runnable(from))) {
       this.set.flip(from, prev);
       oldT = (await this.restartAndProbe(from)).t;
     } else {
@@ -150,6 +161,12 @@ export class AgentOps {
     const from = this.set.current();
     const to = this.set.previous();
     if (!to || !this.set.has(to)) throw new DecnetError("no_previous", "there is no previous release to roll back to");
+    const problem = await this.set.damage(to);
+    if (problem) {
+      throw new DecnetError("release_damaged", `previous release ${to.slice(0, 12)} is damaged on disk (${problem}); not rolled back, still on ${from?.slice(0, 12) ?? "none"}`, {
+        detail: { release: to, problem },
+      });
+    }
     const j = new OpJournal(this.set.paths, "rollback", from, to, this.d.now?.());
     j.step("switched", to);
     this.set.flip(to, from);
@@ -182,9 +199,13 @@ export class AgentOps {
     return `recovered from an interrupted ${j.op} (${j.phase}): current is ${j.phase === "staging" ? "unchanged" : `back on ${j.from?.slice(0, 12) ?? "none"}`}`;
   }
 
-  /** Makes sure the agent that runs is current's; restarts it otherwise. */
+  /**
+   * Makes sure the agent that runs is current's; restarts it otherwise —
+   * from current only if it is intact, else from an intact previous (the
+   * switch journalled like a rollback), else none.
+   */
   async ensureAgent(): Promise<void> {
-    const cur = this.set.current();
+    let cur = this.set.current();
     if (!cur || !this.set.has(cur)) {
       this.d.log.info("no current release; not starting an agent");
       return;
@@ -194,6 +215,17 @@ export class AgentOps {
     if (h && h.release === cur && running.length === 1 && running[0] === h.pid) {
       this.d.log.info(`agent pid ${h.pid} already runs ${cur.slice(0, 12)}`);
       return;
+    }
+    if (!(await this.runnable(cur))) {
+      const prev = this.set.previous();
+      const fallback = prev && this.set.has(prev) && (await this.runnable(prev)) ? prev : null;
+      this.d.log.warn(fallback ? `starting the previous release ${fallback.slice(0, 12)} instead` : "no intact release to start; no agent runs until the next push");
+      if (!fallback) {
+        await this.d.sup.stop();
+        return;
+      }
+      this.set.flip(fallback, null);
+      cur = fallback;
     }
     const { pid, t } = await this.restartAndProbe(cur);
     this.d.log[t.healthy ? "info" : "warn"](`agent pid ${pid} on ${cur.slice(0, 12)}: ${t.healthy ? "healthy" : t.attempts.at(-1)?.note}`);

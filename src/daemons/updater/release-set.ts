@@ -15,6 +15,7 @@ import { BaseRelease } from "./base-release.ts";
 import { BlockIndex, type Digests } from "./block-index.ts";
 import { History, type Status } from "./history.ts";
 import { type FilePoints, ResumeCache } from "./resume-cache.ts";
+import { releaseProblem } from "./release-check.ts";
 import { Spare } from "./spare.ts";
 
 export class ReleaseSet {
@@ -50,6 +51,16 @@ export class ReleaseSet {
       if (id) replaceSymlink(link, join("releases", id));
       else rmSync(link, { force: true });
     }
+  }
+
+  /**
+   * What is wrong with kept release `id` on disk (release-check.ts), or null
+   * when it is intact. A damaged release is marked so, and never run again.
+   */
+  async damage(id: string): Promise<string | null> {
+    const problem = await releaseProblem(this.paths.release(id), id);
+    if (problem) this.mark(id, "damaged");
+    return problem;
   }
 
   has(id: string): boolean {

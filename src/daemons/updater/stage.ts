@@ -19,6 +19,7 @@ function entryProblem(e: RawEntry): string | null {
   if (e.type === "SymbolicLink" || e.type === "Link") return `${e.type === "Link" ? "hard link" : "symlink"} ${e.path} -> ${e.linkpath}`;
   if (e.type !== "File" && e.type !== "OldFile" && e.type !== "ContiguousFile") return `${e.type} entry ${e.path}`;
   if (e.mode & 0o7000) return `${e.path} asks for setuid/setgid/sticky bits (mode ${(e.mode & 0o7777).toString(8)})`;
+  if (e.mode & 0o022) return `${e.path} would be writable by group or others (mode ${(e.mode & 0o7777).toString(8).padStart(4, "0")})`;
   return null;
 }
 
