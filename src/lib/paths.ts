@@ -26,7 +26,12 @@ export function homePaths(home = decnetHome()) {
     caDir: ca,
     caCrt: join(ca, "ca.crt"),
     caKey: join(ca, "ca.key"),
+    /** The CRL the master signs and pushes (core/crl.ts). */
+    crl: join(ca, "crl.pem"),
     master: bundlePaths(master, "worker"),
+    /** rotate-master builds the new identity here, then renames it over `master`. */
+    masterNext: join(ca, "master.next"),
+    masterOld: join(ca, "master.old"),
     db: join(home, "swarm.db"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
@@ -42,6 +47,8 @@ export function bundlePaths(dir: string, role: BundleRole) {
     ca: join(resolve(dir), "ca.crt"),
     crt: join(resolve(dir), `${role}.crt`),
     key: join(resolve(dir), `${role}.key`),
+    /** The CRL a daemon enforces, kept beside its certificate. */
+    crl: join(resolve(dir), "crl.pem"),
   };
 }
 export type BundlePaths = ReturnType<typeof bundlePaths>;
