@@ -90,6 +90,8 @@ export interface LeafOptions {
   /** DNS names and IP addresses; IPs become IP SANs. */
   sans?: string[];
   now?: Date;
+  /** Lifetime in days; default LEAF_DAYS. */
+  days?: number;
 }
 
 /** Signs a leaf for `publicKey` with an explicit EKU: a certificate with none passes as a client. */
@@ -114,7 +116,7 @@ export async function signLeaf(ca: Ca, publicKey: CryptoKey, o: LeafOptions): Pr
   }
   const serial = randomSerial();
   const notBefore = new Date(now - BACKDATE_MS);
-  const notAfter = new Date(now + LEAF_DAYS * DAY_MS);
+  const notAfter = new Date(now + (o.days ?? LEAF_DAYS) * DAY_MS);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: new x509.Name([{ CN: [o.cn] }]),

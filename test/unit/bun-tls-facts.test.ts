@@ -80,7 +80,7 @@ test("reusePort: a second listener with new certificates takes the port, the fir
   const port = first.port!;
   const inFlight = get(port, p.ca, p.client);
   await inHandler; // the request is in the old listener's handler before the swap
-  await using second = Bun.serve({ hostname: "127.0.0.1", port, reusePort: true, tls: serverTls(p.ca, p.b, crl), fetch: () => new Response("new") });
+  await using _second = Bun.serve({ hostname: "127.0.0.1", port, reusePort: true, tls: serverTls(p.ca, p.b, crl), fetch: () => new Response("new") });
   let plainBind = "bound";
   try {
     Bun.serve({ hostname: "127.0.0.1", port, tls: serverTls(p.ca, p.a), fetch: () => new Response("") }).stop(true);

@@ -21,9 +21,9 @@ function tempHome() {
 }
 
 /** A CSR that asks for everything it should not get. */
-async function greedyCsr(alg: RsaHashedKeyGenParams | EcKeyGenParams = EC_ALG) {
+async function greedyCsr(alg: { name: string; namedCurve?: string; modulusLength?: number; publicExponent?: Uint8Array; hash?: string } = EC_ALG) {
   const x509 = await loadX509();
-  const keys = (await crypto.subtle.generateKey(alg, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(alg as Parameters<typeof crypto.subtle.generateKey>[0], true, ["sign", "verify"])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: "CN=decnet-master",
     keys,
