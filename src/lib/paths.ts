@@ -53,6 +53,17 @@ export function bundlePaths(dir: string, role: BundleRole) {
 }
 export type BundlePaths = ReturnType<typeof bundlePaths>;
 
+/**
+ * A joining worker's keys, CSRs and join-listener certificate (one 0600 file
+ * written atomically), kept until the join completes so a restarted updater
+ * offers the same keys again.
+ */
+export function joinPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "join");
+  return { dir, material: join(dir, "material.json") };
+}
+export type JoinPaths = ReturnType<typeof joinPaths>;
+
 /** The slots of one release set: the agent's, or the updater's own. */
 function slotPaths(root: string) {
   const releases = join(root, "releases");
