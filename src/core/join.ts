@@ -36,6 +36,13 @@ export function openJoin(ca: Ca, store: IdentityStore, o: OpenJoinOptions): { to
   return { token: formatToken(t), expiresAt: expiresAt.toISOString() };
 }
 
+/** The open token for `host`, rebuilt from the registry (for `swarm join H`); null once spent or never opened. */
+export function tokenOf(ca: Ca, store: IdentityStore, host: string): string | null {
+  const j = store.join(host);
+  if (!j?.secret || j.state === "done") return null;
+  return formatToken({ host, ca: ca.sha256, secret: j.secret, expires: Math.floor(Date.parse(j.expires_at) / 1000) });
+}
+
 export interface CompleteJoinOptions {
   ca: Ca;
   store: IdentityStore;

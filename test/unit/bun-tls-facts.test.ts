@@ -97,15 +97,39 @@ test("reusePort: a second listener with new certificates takes the port, the fir
   }).toEqual({ inFlight: "200 old", serials: [p.b.serial, p.b.serial, p.b.serial, p.b.serial], revokedClient: "no answer", plainBind: "EADDRINUSE" });
 });
 
-test("a CRL past its next-update, or another CA's, makes Bun refuse every client", async () => {
+test("Bun.serve will not start with a CRL it cannot decode: garbage, or an entry with an empty extension list", async () => {
+  using p = await pki();
+  const x509 = await (await import("../../src/lib/x509.ts")).loadX509();
+  // What @peculiar/x509 writes for an entry without a reason code (core/crl.ts always gives one).
+  const noReason = await x509.X509CrlGenerator.create({
+    issuer: p.ca.cert.subject, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 86_400_000),
+    signingKey: p.ca.key, signingAlgorithm: { name: "ECDSA", hash: "SHA-256" }, entries: [{ serialNumber: p.other.serial, revocationDate: new Date() }],
+  });
+  const starts = (crl: string) => {
+    try {
+      Bun.serve({ hostname: "127.0.0.1", port: 0, tls: serverTls(p.ca, p.a, crl), fetch: () => new Response("") }).stop(true);
+      return "started";
+    } catch (e) {
+      return String((e as { code?: string }).code);
+    }
+  };
+  expect({
+    garbage: starts("not a crl"),
+    emptyEntryExtensions: starts(x509.PemConverter.encode(noReason.rawData, "X509 CRL")),
+    peculiarLabel: starts(noReason.toString("pem")),
+  }).toEqual({ garbage: "ERR_OSSL_PEM_NO_START_LINE", emptyEntryExtensions: "ERR_OSSL_ASN1_DECODE_ERROR", peculiarLabel: "ERR_OSSL_PEM_NO_START_LINE" });
+});
+
+test("a CRL past its next-update, still ahead of the clock, or another CA's makes Bun refuse every client", async () => {
   using p = await pki();
   const expired = (await revoke(p.ca, p.store, [p.other.serial], "operator-revoked", { file: p.paths.crl, now: new Date(Date.now() - 91 * 86_400_000) })).pem;
+  const ahead = (await revoke(p.ca, p.store, [p.other.serial], "operator-revoked", { file: p.paths.crl, now: new Date(Date.now() + 3 * 86_400_000) })).pem;
   using q = await pki();
   const foreign = (await revoke(q.ca, q.store, [q.other.serial], "operator-revoked", { file: q.paths.crl })).pem;
   const results: Record<string, string> = {};
-  for (const [name, crl] of Object.entries({ expired, foreign })) {
+  for (const [name, crl] of Object.entries({ expired, ahead, foreign })) {
     await using srv = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: serverTls(p.ca, p.a, crl), fetch: () => new Response("hi") });
     results[name] = await get(srv.port!, p.ca, p.client);
   }
-  expect(results).toEqual({ expired: "no answer", foreign: "no answer" });
+  expect(results).toEqual({ expired: "no answer", ahead: "no answer", foreign: "no answer" });
 });

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { issue, loadOrCreateCa } from "../../src/core/ca.ts";
-import { completeJoin, openJoin } from "../../src/core/join.ts";
+import { completeJoin, openJoin, tokenOf } from "../../src/core/join.ts";
 import { IdentityStore } from "../../src/core/registry-identity.ts";
 import { installJoined, isJoined, type JoinMaterial, loadOrMakeJoinMaterial } from "../../src/daemons/join/material.ts";
 import { joinRoutes } from "../../src/daemons/join/routes.ts";
@@ -104,6 +104,7 @@ async function mitm(workerPort: number, rewrite?: (hello: Record<string, any>) =
 test("a join: the worker's keys stay on the worker, its certificates carry the registry's names, the token is spent", async () => {
   using m = await master();
   const token = m.open();
+  const rebuilt = tokenOf(m.ca, m.store, HOST);
   await using w = await startWorker(m.dir, token);
   const r = await m.join(w.port, token);
   const agentCrt = new X509Certificate(readFileSync(join(w.agentDir, "worker.crt")));
@@ -112,6 +113,7 @@ test("a join: the worker's keys stay on the worker, its certificates carry the r
   const masterFiles = filesUnder(m.paths.home).map((f) => readFileSync(f, "latin1"));
   const record = m.store.join(HOST)!;
   expect({
+    rebuilt: [rebuilt === token, tokenOf(m.ca, m.store, HOST)],
     result: r,
     agent: { subject: agentCrt.subject, san: agentCrt.subjectAltName, serial: agentCrt.serialNumber.toLowerCase(), chains: agentCrt.verify(new X509Certificate(m.ca.pem).publicKey) },
     updater: { subject: updaterCrt.subject, serial: updaterCrt.serialNumber.toLowerCase() },
@@ -125,6 +127,7 @@ test("a join: the worker's keys stay on the worker, its certificates carry the r
     onJoined: w.joined,
     again: await failure(m.join(w.port, token)),
   }).toEqual({
+    rebuilt: [true, null],
     result: { host: HOST, serials: { agent: expect.any(String), updater: expect.any(String) }, notAfter: expect.any(String) },
     agent: { subject: "CN=edge-1", san: "IP Address:127.0.0.1, DNS:edge-1.example.net", serial: r.serials.agent, chains: true },
     updater: { subject: "CN=updater@edge-1", serial: r.serials.updater },
