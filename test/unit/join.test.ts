@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { issue, loadOrCreateCa } from "../../src/core/ca.ts";
 import { completeJoin, openJoin, tokenOf } from "../../src/core/join.ts";
 import { IdentityStore } from "../../src/core/registry-identity.ts";
-import { installJoined, isJoined, type JoinMaterial, loadOrMakeJoinMaterial } from "../../src/daemons/join/material.ts";
+import { installJoined, isJoined, type JoinMaterial, loadOrMakeJoinMaterial, workerToken } from "../../src/daemons/join/material.ts";
 import { joinRoutes } from "../../src/daemons/join/routes.ts";
 import { createApp } from "../../src/daemons/server.ts";
 import { createLogger } from "../../src/lib/log.ts";
@@ -36,6 +36,7 @@ interface Worker extends AsyncDisposable {
   agentDir: string;
   updaterDir: string;
   joined: string[];
+  logs: string[];
 }
 
 /** A joining worker as `decnet updater --join TOKEN` would run it: join routes only, a self-signed listener. */
@@ -46,7 +47,9 @@ async function startWorker(root: string, token: string, o: { now?: () => Date; n
   const updaterDir = join(base, "updater");
   const material = await loadOrMakeJoinMaterial(updaterDir, t);
   const joined: string[] = [];
+  const logs: string[] = [];
   const app = createApp(joinRoutes({
+    log: { warn: (m: string) => logs.push(m), info: (m: string) => logs.push(m) } as never,
     token: t, material, now: o.now ?? (() => new Date()),
     install: (b) => {
       if (o.crashAfterAgent) {
@@ -59,7 +62,7 @@ async function startWorker(root: string, token: string, o: { now?: () => Date; n
     onJoined: (s) => joined.push(s.agent),
   }), log);
   const srv = Bun.serve({ hostname: "127.0.0.1", port: 0, tls: { cert: material.tls.certPem, key: material.tls.keyPem }, fetch: (req) => app(req) });
-  return { port: srv.port!, material, agentDir, updaterDir, joined, [Symbol.asyncDispose]: () => srv.stop(true) };
+  return { port: srv.port!, material, agentDir, updaterDir, joined, logs, [Symbol.asyncDispose]: () => srv.stop(true) };
 }
 
 async function master() {
@@ -177,6 +180,7 @@ test("a damaged or forged token, another CA, or an expired token is refused with
     masterClockPastExpiry: await failure(m.join(late.port, token, { now: () => new Date(Date.now() + 3_600_000) })),
     signed: m.store.certs(HOST, ["agent", "updater"]).length,
     state: m.store.join(HOST)!.state,
+    workerLog: otherCa.logs.map((l) => l.replace(/[0-9a-f]{16}…/g, "…")),
   }).toEqual({
     typo: "usage: join token is damaged (its check digits do not match): copy it again, whole",
     workerSecretDiffers: "join_refused: the worker at 127.0.0.1 did not prove the token",
@@ -186,6 +190,8 @@ test("a damaged or forged token, another CA, or an expired token is refused with
     masterClockPastExpiry: expect.stringMatching(/^token_expired: the token for edge-1 expired at /),
     signed: 0,
     state: "pending",
+    // The token of another master is refused by this master before any connection: one refusal logged.
+    workerLog: ["POST /join/hello refused: ca_mismatch: the master's CA (sha256 …) is not the CA this worker's token names (…)"],
   });
   expect(() => parseToken(typo)).toThrow("join token is damaged");
 });
@@ -295,6 +301,28 @@ test("a worker that dies while installing comes back with the same keys, and the
     joined: true,
     state: "done",
     host: HOST,
+  });
+});
+
+test("at start, the worker refuses a damaged or expired token with one line", async () => {
+  using m = await master();
+  const token = m.open({ ttlMs: 60_000 });
+  const line = (f: () => unknown) => {
+    try {
+      f();
+      return "accepted";
+    } catch (e) {
+      return `${(e as { code: string }).code}: ${(e as Error).message}`;
+    }
+  };
+  expect({
+    ok: line(() => workerToken(token)),
+    damaged: line(() => workerToken(token.replace("edge-1", "edge-2"))),
+    expired: line(() => workerToken(token, new Date(Date.now() + 120_000))),
+  }).toEqual({
+    ok: "accepted",
+    damaged: "usage: join token is damaged (its check digits do not match): copy it again, whole",
+    expired: expect.stringMatching(/^token_expired: join token for edge-1 expired at /),
   });
 });
 

@@ -9,7 +9,8 @@ import { z } from "zod";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import { bundlePaths, ensurePrivateDir, joinPaths } from "../../lib/paths.ts";
 import { type KeyAndCsr, makeJoinCert, makeKeyAndCsr, type SelfSigned } from "../../lib/worker-keys.ts";
-import type { JoinToken } from "../../protocol/join-token.ts";
+import { DecnetError } from "../../lib/errors.ts";
+import { type JoinToken, parseToken, TokenError, tokenExpired } from "../../protocol/join-token.ts";
 
 export interface JoinMaterial {
   agent: KeyAndCsr;
@@ -24,6 +25,21 @@ const Stored = z.object({
   updater: KeyAndCsrShape,
   tls: z.object({ certPem: z.string(), keyPem: z.string(), sha256: z.string() }),
 });
+
+/** `decnet updater --join TOKEN` at start: a damaged or expired token is one line, and nothing is made. */
+export function workerToken(text: string, now = new Date()): JoinToken {
+  let t: JoinToken;
+  try {
+    t = parseToken(text);
+  } catch (e) {
+    if (e instanceof TokenError) throw new DecnetError("usage", e.message, { exitCode: 2 });
+    throw e;
+  }
+  if (tokenExpired(t, now)) {
+    throw new DecnetError("token_expired", `join token for ${t.host} expired at ${new Date(t.expires * 1000).toISOString()}`, { hint: `open a new join on the master (\`decnet swarm enroll --host ${t.host} … --join\`)` });
+  }
+  return t;
+}
 
 /** Names a token without keeping its secret on disk. */
 function tokenId(t: JoinToken): string {

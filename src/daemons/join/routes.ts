@@ -7,6 +7,7 @@
  */
 import type { Route, Routes } from "../server.ts";
 import { DecnetError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 import { certSha256, checkIssued } from "../../lib/worker-keys.ts";
 import { type JoinToken, tokenExpired } from "../../protocol/join-token.ts";
 import {
@@ -27,6 +28,8 @@ export interface JoinDeps {
   install(b: JoinedBundles): void | Promise<void>;
   /** After a successful finish has been answered: the daemon leaves join mode. */
   onJoined?(serials: { agent: string; updater: string }): void;
+  /** Each refusal is logged as one line, so the worker's operator sees why a join did not happen. */
+  log?: Pick<Logger, "warn" | "info">;
 }
 
 interface OpenHello {
@@ -94,6 +97,7 @@ export function joinRoutes(d: JoinDeps): Routes {
         joined = true;
         open.clear();
         const serials = { agent: agent.serial, updater: updater.serial };
+        d.log?.info(`joined as ${t.host}: agent ${agent.serial}, updater ${updater.serial}`);
         queueMicrotask(() => d.onJoined?.(serials));
         return { v: JOIN_VERSION, serials, proof: workerDoneProof(t, transcript) };
       } finally {
@@ -102,5 +106,16 @@ export function joinRoutes(d: JoinDeps): Routes {
     },
   };
 
-  return { [JOIN_FINISH]: finish, [JOIN_HELLO]: hello };
+  const logged = <B>(name: string, r: Route<B>): Route<B> => ({
+    ...r,
+    async handle(ctx) {
+      try {
+        return await r.handle(ctx);
+      } catch (e) {
+        if (e instanceof DecnetError) d.log?.warn(`${name} refused: ${e.code}: ${e.message}`);
+        throw e;
+      }
+    },
+  });
+  return { [JOIN_FINISH]: logged(JOIN_FINISH, finish), [JOIN_HELLO]: logged(JOIN_HELLO, hello) };
 }
