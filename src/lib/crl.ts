@@ -78,9 +78,9 @@ export async function readCrl(pem: string, caPem: string): Promise<CrlInfo> {
  * `offered`. Refused: not the CA's (Bun would then refuse every client), a
  * number not above the held one (an older list could un-revoke), a
  * next-update already past or a this-update still ahead (Bun refuses every
- * client under either). Returns what the offered CRL says.
+ * client under either). Returns what the offered CRL says, and the held number.
  */
-export async function checkCrlUpdate(held: string | null, offered: string, caPem: string, now = new Date()): Promise<CrlInfo> {
+export async function checkCrlUpdate(held: string | null, offered: string, caPem: string, now = new Date()): Promise<CrlInfo & { previous: number | null }> {
   const next = await readCrl(offered, caPem);
   if (next.thisUpdate.getTime() > now.getTime()) {
     throw refuse(`CRL #${next.number} is not valid before ${next.thisUpdate.toISOString()} (this clock: ${now.toISOString()})`);
@@ -88,8 +88,8 @@ export async function checkCrlUpdate(held: string | null, offered: string, caPem
   if (next.nextUpdate && next.nextUpdate.getTime() <= now.getTime()) {
     throw new DecnetError("stale_crl", `CRL #${next.number} expired at ${next.nextUpdate.toISOString()}`, { hint: "push a fresh one: `decnet swarm crl push`" });
   }
+  let current: number | null = null;
   if (held !== null) {
-    let current: number | null = null;
     try {
       current = (await readCrl(held, caPem)).number;
     } catch {} // an unreadable held CRL is replaced by any valid one
@@ -97,5 +97,5 @@ export async function checkCrlUpdate(held: string | null, offered: string, caPem
       throw new DecnetError("stale_crl", `CRL #${next.number} is not newer than CRL #${current} held here`, { detail: { offered: next.number, held: current } });
     }
   }
-  return next;
+  return { ...next, previous: current };
 }

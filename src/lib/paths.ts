@@ -64,6 +64,12 @@ export function joinPaths(updaterDir: string) {
 }
 export type JoinPaths = ReturnType<typeof joinPaths>;
 
+/** A renewal's new keys and CSRs (one 0600 file), kept from /renew/csr until /renew/install. */
+export function renewPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "renew");
+  return { dir, material: join(dir, "material.json") };
+}
+
 /** The slots of one release set: the agent's, or the updater's own. */
 function slotPaths(root: string) {
   const releases = join(root, "releases");

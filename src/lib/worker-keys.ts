@@ -52,6 +52,16 @@ export async function makeJoinCert(cn: string, notAfter: Date, now = new Date())
   return { certPem: cert.toString("pem"), keyPem: await privateKeyPem(keys.privateKey), sha256: sha256Hex(cert.rawData) };
 }
 
+/** The CN of a PEM certificate (e.g. `updater@<host>` names the host). */
+export async function certCn(pem: string): Promise<string> {
+  const x509 = await loadX509();
+  try {
+    return new x509.X509Certificate(pem).subjectName.getField("CN")[0] ?? "";
+  } catch {
+    throw bad("certificate is not an X.509 certificate");
+  }
+}
+
 /** sha256 of a PEM certificate's DER, hex. */
 export async function certSha256(pem: string): Promise<string> {
   return sha256Hex(await firstPemBlock(pem, "certificate"));
