@@ -8,7 +8,7 @@ import { out as write } from "../lib/stdio.ts";
 
 const tty = () => isatty(1) && !env("NO_COLOR");
 
-const COLOURS: Record<string, string> = { updated: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
+const COLOURS: Record<string, string> = { updated: "32", unchanged: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
 
 export function paint(word: string): string {
   const c = COLOURS[word];

@@ -7,7 +7,8 @@ import type { z } from "zod";
 import { RemoteError } from "../lib/errors.ts";
 import { sha256Hex } from "../lib/x509.ts";
 import { ErrorBody } from "../protocol/common.ts";
-import { FinishRequest, FinishResponse, HelloRequest, HelloResponse, JOIN_FINISH, JOIN_HELLO } from "../protocol/join.ts";
+import type { RouteSpec } from "../protocol/route.ts";
+import { type FinishRequest, type FinishResponse, type HelloRequest, type HelloResponse, joinApi } from "../protocol/join.ts";
 import { transportError } from "./http.ts";
 
 export interface JoinEndpoint {
@@ -21,15 +22,15 @@ interface PeerCert {
   fingerprint256?: string;
 }
 
-const url = (e: JoinEndpoint, route: string) => `https://${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}${route.split(" ")[1]}`;
+const url = (e: JoinEndpoint, spec: RouteSpec) => `https://${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}${spec.path}`;
 
-async function post<T>(e: JoinEndpoint, route: string, body: unknown, schema: z.ZodType<T>, tls: Record<string, unknown>): Promise<T> {
+async function post<T>(e: JoinEndpoint, spec: RouteSpec & { body: z.ZodType }, body: unknown, schema: z.ZodType<T>, tls: Record<string, unknown>): Promise<T> {
   let res: Response;
   let text: string;
   const endpoint = { host: e.host, address: e.address, port: e.port, role: "updater" as const };
   try {
     // keepalive off: /join/finish must open its own, pinned connection, never reuse hello's.
-    res = await fetch(url(e, route), { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" }, tls, keepalive: false, signal: AbortSignal.timeout(e.timeoutMs) } as RequestInit);
+    res = await fetch(url(e, spec), { method: spec.method, body: JSON.stringify(spec.body.parse(body)), headers: { "content-type": "application/json" }, tls, keepalive: false, signal: AbortSignal.timeout(e.timeoutMs) } as RequestInit);
     text = await res.text();
   } catch (err) {
     throw transportError(endpoint, err, e.timeoutMs);
@@ -46,20 +47,20 @@ async function post<T>(e: JoinEndpoint, route: string, body: unknown, schema: z.
     throw new RemoteError(e.host, "bad_response", `${e.address}:${e.port} answered HTTP ${res.status}`, res.status);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new RemoteError(e.host, "bad_response", `the worker's ${route} answer has an unexpected shape: ${parsed.error.issues[0]?.message}`, res.status);
+  if (!parsed.success) throw new RemoteError(e.host, "bad_response", `the worker's ${spec.path} answer has an unexpected shape: ${parsed.error.issues[0]?.message}`, res.status);
   return parsed.data;
 }
 
 /** /join/hello: any TLS certificate; the worker's proof is what counts. */
 export function joinHello(e: JoinEndpoint, body: HelloRequest): Promise<HelloResponse> {
-  return post(e, JOIN_HELLO, HelloRequest.parse(body), HelloResponse, { rejectUnauthorized: false });
+  return post(e, joinApi.hello, body, joinApi.hello.response, { rejectUnauthorized: false });
 }
 
 /** /join/finish: only to the certificate the worker proved in /join/hello (by its DER sha256). */
 export async function joinFinish(e: JoinEndpoint, pinnedPem: string, pinnedDer: Uint8Array, body: FinishRequest): Promise<FinishResponse> {
   const want = sha256Hex(pinnedDer);
   try {
-    return await post(e, JOIN_FINISH, FinishRequest.parse(body), FinishResponse, {
+    return await post(e, joinApi.finish, body, joinApi.finish.response, {
       ca: pinnedPem, // chain check: only that self-signed certificate is trusted …
       checkServerIdentity(_host: string, cert: PeerCert): Error | undefined {
         // … and it must be that very certificate, whatever names it carries.

@@ -35,8 +35,26 @@ export function homePaths(home = decnetHome()) {
     db: join(home, "swarm.db"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
+    trust: trustPaths(join(home, "trust")),
   };
 }
+
+/** The master's trust dir (DESIGN §11): the root key (meant to go offline), a signing key, trust.json. */
+export function trustPaths(dir: string) {
+  const d = resolve(dir);
+  return {
+    dir: d,
+    rootKey: join(d, "root.key"),
+    signingKey: join(d, "signing.key"),
+    doc: join(d, "trust.json"),
+    /** Every version written, kept so a worker that missed a root rotation can be walked through it. */
+    historyDir: join(d, "history"),
+    history: (version: number) => join(d, "history", `trust-${version}.json`),
+    /** Where `trust add-signer` puts a new signing key unless told otherwise. */
+    signerKey: (id: string) => join(d, `signing-${id}.key`),
+  };
+}
+export type TrustPaths = ReturnType<typeof trustPaths>;
 
 export type BundleRole = "worker" | "updater";
 
@@ -80,9 +98,13 @@ function slotPaths(root: string) {
     releases,
     release: (id: string) => join(releases, id),
     staging: (tag: string) => join(releases, `.staging-${tag}`),
-    /** The files of the last pruned release, rewritten in place by the next delta (slots.ts). */
+    /** The files of the last pruned release, rewritten in place by the next delta (spare.ts). */
     spare: join(releases, ".spare"),
+    /** The spare's block index, moved in with it. */
+    spareIndex: join(releases, ".spare", "blocks.json"),
     stateJson: join(root, "state.json"),
+    /** Status and install time of each release (history.ts). */
+    history: join(root, "history.json"),
     /** Block indexes of releases, for delta pushes; outside the immutable release dirs. */
     blocksDir: join(root, "blocks"),
     blocks: (id: string) => join(root, "blocks", `${id}.json`),

@@ -31,6 +31,11 @@ export function serverTls(b: Bundle) {
   return { cert: b.cert, key: b.key, ca: b.ca, requestCert: true, rejectUnauthorized: true } as const;
 }
 
+/** The server is not who the master called: another CN, or the address is not among its SANs. */
+export class ServerIdentityError extends Error {
+  override readonly name = "ServerIdentityError";
+}
+
 interface PeerCert {
   subject?: { CN?: string };
   subjectaltname?: string;
@@ -48,9 +53,9 @@ export function clientTls(b: Bundle, expectedCn: string) {
     rejectUnauthorized: true,
     checkServerIdentity(host: string, cert: PeerCert): Error | undefined {
       const cn = cert.subject?.CN;
-      if (cn !== expectedCn) return new Error(`server identity is CN=${cn ?? "?"}, expected CN=${expectedCn}`);
+      if (cn !== expectedCn) return new ServerIdentityError(`server identity is CN=${cn ?? "?"}, expected CN=${expectedCn}`);
       const sans = (cert.subjectaltname ?? "").split(/,\s*/).map((s) => s.replace(/^(DNS|IP Address):/, ""));
-      if (!sans.includes(host)) return new Error(`server certificate for ${cn} does not list ${host} (SANs: ${sans.join(", ") || "none"})`);
+      if (!sans.includes(host)) return new ServerIdentityError(`server certificate for ${cn} does not list ${host} (SANs: ${sans.join(", ") || "none"})`);
       return undefined;
     },
   };

@@ -3,10 +3,7 @@
  * keys made on the worker, CSRs out, certificates in) and CRL delivery.
  */
 import { z } from "zod";
-
-export const RENEW_CSR = "POST /renew/csr";
-export const RENEW_INSTALL = "POST /renew/install";
-export const CRL_PUSH = "POST /crl";
+import { defineRoute } from "./route.ts";
 /** Matches lib/crl.ts MAX_CRL_BYTES. */
 const MAX_CRL = 4 * 1024 * 1024;
 const Pem = z.string().min(1).max(8 * 1024);
@@ -29,3 +26,10 @@ export type CrlPushRequest = z.infer<typeof CrlPushRequest>;
 
 export const CrlPushResponse = z.object({ number: z.number().int(), previous: z.number().int().nullable() }).strict();
 export type CrlPushResponse = z.infer<typeof CrlPushResponse>;
+
+/** A joined updater's identity routes (served beside updaterApi, master only). */
+export const identityApi = {
+  crl: defineRoute({ method: "POST", path: "/crl", body: CrlPushRequest, response: CrlPushResponse }),
+  renewCsr: defineRoute({ method: "POST", path: "/renew/csr", response: RenewCsrResponse }),
+  renewInstall: defineRoute({ method: "POST", path: "/renew/install", body: RenewInstallRequest, response: RenewInstallResponse }),
+};

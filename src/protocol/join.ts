@@ -7,9 +7,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { JoinToken } from "./join-token.ts";
+import { defineRoute } from "./route.ts";
 
-export const JOIN_HELLO = "POST /join/hello";
-export const JOIN_FINISH = "POST /join/finish";
 export const JOIN_VERSION = 1;
 /** PEM certificates and CSRs of P-256 keys are under 1 KiB; a trust document is small too. */
 const MAX_PEM = 8 * 1024;
@@ -48,6 +47,12 @@ export const FinishResponse = z.object({
   proof: Proof,
 }).strict();
 export type FinishResponse = z.infer<typeof FinishResponse>;
+
+/** The only routes a joining updater serves. */
+export const joinApi = {
+  finish: defineRoute({ method: "POST", path: "/join/finish", body: FinishRequest, response: FinishResponse }),
+  hello: defineRoute({ method: "POST", path: "/join/hello", body: HelloRequest, response: HelloResponse }),
+};
 
 export function newNonce(): string {
   return randomBytes(32).toString("base64url");

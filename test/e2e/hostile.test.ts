@@ -3,29 +3,23 @@
  * writes nothing outside staging, leaves no staging, installs no setuid file,
  * and leaves the worker exactly as it was.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
+import { release, until, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { manifest, SCRIPT, sha256, tar, tgz } from "../fixtures/tar.ts";
 import { gzipSync } from "node:zlib";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2, start: ["w1"] });
 let w: Worker;
 let small: Worker;
-
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
   w = fleet.worker("w1");
   small = fleet.worker("w2");
-  await fleet.startUpdater(w);
   await fleet.startUpdater(small, { DECNET_MAX_UPLOAD_BYTES: String(1024 * 1024) });
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 /** Everything an upload could change: the tree, the slots, the agent. */
 function snapshot(x: Worker) {

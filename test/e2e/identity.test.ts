@@ -4,20 +4,14 @@
  * rotate-master` and the revocations of `swarm decommission` — each checked
  * by curl against a TLS server given the CRL the binary wrote.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1, enroll: false });
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+const fleet = useFleet({ workers: 1, enroll: false });
 
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";

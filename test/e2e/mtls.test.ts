@@ -3,21 +3,17 @@
  * master identity gets in; no certificate, another CA, and any worker's
  * certificate (agent or updater) are refused in the handshake.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { Fleet, runCli, binaries } from "../fleet/harness.ts";
+import { runCli, binaries } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { bundlePaths } from "../../src/lib/paths.ts";
 import { readBundle, type Bundle } from "../../src/lib/tls.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2 });
 let otherCa: Bundle;
 
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
-  await fleet.cli(["swarm", "list"]); // materialises the master identity
   // A whole second decnet installation: its own CA and master.
   const otherHome = join(fleet.root, "other-home");
   const r = await runCli((await binaries()).bin, ["swarm", "list"], { DECNET_HOME: otherHome });
@@ -26,7 +22,6 @@ beforeAll(async () => {
   await fleet.startAgent(fleet.worker("w1"));
   await fleet.startUpdater(fleet.worker("w1"));
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 async function outcome(role: "agent" | "updater", as: Bundle | null): Promise<string> {
   const w1 = fleet.worker("w1");
@@ -66,8 +61,8 @@ test("only the master identity may call a worker's agent and updater; worker cer
 test("the master refuses a server whose CN is not the one it called", async () => {
   const w1 = fleet.worker("w1");
   const { call } = await import("../../src/client/http.ts");
-  const { AgentHealth } = await import("../../src/protocol/agent.ts");
+  const { agentApi } = await import("../../src/protocol/agent.ts");
   // Calling w1's agent port while expecting w2: the CN check must fail.
-  const err = await call({ host: "w2", address: w1.address, port: 8765, role: "agent" }, "/health", { schema: AgentHealth, timeoutMs: 5000, bundle: fleet.master() }).catch((e) => e);
+  const err = await call({ host: "w2", address: w1.address, port: 8765, role: "agent" }, agentApi.health, { timeoutMs: 5000, bundle: fleet.master() }).catch((e) => e);
   expect({ name: err.name, code: err.code }).toEqual({ name: "RemoteError", code: "identity" });
 });

@@ -326,8 +326,15 @@ test("at start, the worker refuses a damaged or expired token with one line", as
   });
 });
 
-test("the join routes are one sorted table", () => {
-  const keys = Object.keys(joinRoutes({} as never));
-  expect(keys).toEqual(["POST /join/finish", "POST /join/hello"]);
+test("the join and identity route tables are sorted and serve exactly their protocol tables", async () => {
+  const { identityRoutes } = await import("../../src/daemons/identity/routes.ts");
+  const { identityApi } = await import("../../src/protocol/identity.ts");
+  const { joinApi } = await import("../../src/protocol/join.ts");
+  const { routeKey } = await import("../../src/protocol/route.ts");
+  const keys = (routes: { spec: Parameters<typeof routeKey>[0] }[]) => routes.map((r) => routeKey(r.spec));
+  const specs = (api: Record<string, Parameters<typeof routeKey>[0]>) => Object.values(api).map(routeKey);
+  const tables = { join: keys(joinRoutes({} as never)), identity: keys(identityRoutes({ agentDir: "/a", updaterDir: "/u", now: () => new Date() })) };
+  for (const k of Object.values(tables)) expect(k).toEqual([...k].sort());
+  expect(tables).toEqual({ join: specs(joinApi), identity: specs(identityApi) });
 });
 

@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { z } from "zod";
-import type { Route, Routes } from "../server.ts";
+import { route, type Routes } from "../server.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import { commitBundle, stageBundle } from "../../lib/bundle-switch.ts";
 import { checkCrlUpdate } from "../../lib/crl.ts";
@@ -15,9 +15,7 @@ import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bundlePaths, ensurePrivateDir, renewPaths } from "../../lib/paths.ts";
 import { certCn, checkIssued, makeKeyAndCsr } from "../../lib/worker-keys.ts";
-import {
-  CRL_PUSH, CrlPushRequest, type CrlPushResponse, RENEW_CSR, RENEW_INSTALL, type RenewCsrResponse, RenewInstallRequest, type RenewInstallResponse,
-} from "../../protocol/identity.ts";
+import { type CrlPushResponse, identityApi, type RenewCsrResponse, type RenewInstallResponse } from "../../protocol/identity.ts";
 
 export interface IdentityDeps {
   agentDir: string;
@@ -68,66 +66,61 @@ export function identityRoutes(d: IdentityDeps): Routes {
     return cn.slice("updater@".length);
   }
 
-  const csr: Route = {
-    handle: () =>
-      exclusive(async (): Promise<RenewCsrResponse> => {
-        // A repeated call (the master retrying) gets the same keys: at most one pending pair.
-        let p = pending();
-        if (!p) {
-          const h = await host();
-          const [a, u] = await Promise.all([makeKeyAndCsr(h), makeKeyAndCsr(`updater@${h}`)]);
-          p = { agent: a, updater: u };
-          ensurePrivateDir(renewPaths(d.updaterDir).dir);
-          writeFileAtomic(pendingFile, JSON.stringify(p), 0o600);
-        }
-        return { csr: { agent: p.agent.csrPem, updater: p.updater.csrPem } };
-      }),
-  };
-
-  const install: Route<RenewInstallRequest> = {
-    body: RenewInstallRequest,
-    handle: ({ body }) =>
-      exclusive(async (): Promise<RenewInstallResponse> => {
-        const p = pending();
-        if (!p) throw new DecnetError("bad_request", "no renewal is in progress here", { hint: "call /renew/csr first" });
+  const csr = route(identityApi.renewCsr, () =>
+    exclusive(async (): Promise<RenewCsrResponse> => {
+      // A repeated call (the master retrying) gets the same keys: at most one pending pair.
+      let p = pending();
+      if (!p) {
         const h = await host();
-        const caPem = readFileSync(updater.ca, "utf8");
-        const now = d.now();
-        const [a, u] = await Promise.all([
-          checkIssued(body.certs.agent, { cn: h, keyPem: p.agent.keyPem, caPem, now }),
-          checkIssued(body.certs.updater, { cn: `updater@${h}`, keyPem: p.updater.keyPem, caPem, now }),
-        ]);
-        stageBundle(agent, { crt: body.certs.agent, key: p.agent.keyPem });
-        stageBundle(updater, { crt: body.certs.updater, key: p.updater.keyPem });
-        commitBundle(agent);
-        commitBundle(updater);
-        rmSync(renewPaths(d.updaterDir).dir, { recursive: true, force: true });
-        const serials = { agent: a.serial, updater: u.serial };
-        d.log?.info(`renewed: agent ${a.serial}, updater ${u.serial}, until ${a.notAfter}`);
-        await d.onRenewed?.(serials);
-        return { serials, not_after: a.notAfter };
-      }),
-  };
+        const [a, u] = await Promise.all([makeKeyAndCsr(h), makeKeyAndCsr(`updater@${h}`)]);
+        p = { agent: a, updater: u };
+        ensurePrivateDir(renewPaths(d.updaterDir).dir);
+        writeFileAtomic(pendingFile, JSON.stringify(p), 0o600);
+      }
+      return { csr: { agent: p.agent.csrPem, updater: p.updater.csrPem } };
+    }),
+  );
 
-  const crl: Route<CrlPushRequest> = {
-    body: CrlPushRequest,
-    handle: ({ body }) =>
-      exclusive(async (): Promise<CrlPushResponse> => {
-        const held = existsSync(updater.crl) ? readFileSync(updater.crl, "utf8") : null;
-        let next;
-        try {
-          next = await checkCrlUpdate(held, body.crl, readFileSync(updater.ca, "utf8"), d.now());
-        } catch (e) {
-          if (e instanceof DecnetError) d.log?.warn(`CRL refused: ${e.message}`);
-          throw e;
-        }
-        writeFileAtomic(agent.crl, body.crl, 0o644);
-        writeFileAtomic(updater.crl, body.crl, 0o644);
-        d.log?.info(`CRL #${next.number} in place (${next.serials.length} revoked)`);
-        await d.onCrl?.(next.number);
-        return { number: next.number, previous: next.previous };
-      }),
-  };
+  const install = route(identityApi.renewInstall, ({ body }) =>
+    exclusive(async (): Promise<RenewInstallResponse> => {
+      const p = pending();
+      if (!p) throw new DecnetError("bad_request", "no renewal is in progress here", { hint: "call /renew/csr first" });
+      const h = await host();
+      const caPem = readFileSync(updater.ca, "utf8");
+      const now = d.now();
+      const [a, u] = await Promise.all([
+        checkIssued(body.certs.agent, { cn: h, keyPem: p.agent.keyPem, caPem, now }),
+        checkIssued(body.certs.updater, { cn: `updater@${h}`, keyPem: p.updater.keyPem, caPem, now }),
+      ]);
+      stageBundle(agent, { crt: body.certs.agent, key: p.agent.keyPem });
+      stageBundle(updater, { crt: body.certs.updater, key: p.updater.keyPem });
+      commitBundle(agent);
+      commitBundle(updater);
+      rmSync(renewPaths(d.updaterDir).dir, { recursive: true, force: true });
+      const serials = { agent: a.serial, updater: u.serial };
+      d.log?.info(`renewed: agent ${a.serial}, updater ${u.serial}, until ${a.notAfter}`);
+      await d.onRenewed?.(serials);
+      return { serials, not_after: a.notAfter };
+    }),
+  );
 
-  return { [CRL_PUSH]: crl, [RENEW_CSR]: csr, [RENEW_INSTALL]: install };
+  const crl = route(identityApi.crl, ({ body }) =>
+    exclusive(async (): Promise<CrlPushResponse> => {
+      const held = existsSync(updater.crl) ? readFileSync(updater.crl, "utf8") : null;
+      let next;
+      try {
+        next = await checkCrlUpdate(held, body.crl, readFileSync(updater.ca, "utf8"), d.now());
+      } catch (e) {
+        if (e instanceof DecnetError) d.log?.warn(`CRL refused: ${e.message}`);
+        throw e;
+      }
+      writeFileAtomic(agent.crl, body.crl, 0o644);
+      writeFileAtomic(updater.crl, body.crl, 0o644);
+      d.log?.info(`CRL #${next.number} in place (${next.serials.length} revoked)`);
+      await d.onCrl?.(next.number);
+      return { number: next.number, previous: next.previous };
+    }),
+  );
+
+  return [crl, csr, install];
 }

@@ -5,14 +5,14 @@
  * certificate and CSRs; /join/finish takes the certificates only with the
  * master's proof over the same hello.
  */
-import type { Route, Routes } from "../server.ts";
+import { type Route, route, type Routes } from "../server.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { certSha256, checkIssued } from "../../lib/worker-keys.ts";
 import { type JoinToken, tokenExpired } from "../../protocol/join-token.ts";
 import {
-  FinishRequest, type FinishResponse, finishTranscript, HelloRequest, type HelloResponse, helloTranscript,
-  JOIN_FINISH, JOIN_HELLO, JOIN_VERSION, masterFinishProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof,
+  type FinishResponse, finishTranscript, type HelloResponse, helloTranscript, joinApi,
+  JOIN_VERSION, masterFinishProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof,
 } from "../../protocol/join.ts";
 import type { JoinedBundles, JoinMaterial } from "./material.ts";
 
@@ -51,71 +51,65 @@ export function joinRoutes(d: JoinDeps): Routes {
     if (tokenExpired(t, d.now())) throw new DecnetError("token_expired", `this worker's join token expired at ${new Date(t.expires * 1000).toISOString()}`);
   }
 
-  const hello: Route<HelloRequest> = {
-    body: HelloRequest,
-    async handle({ body }): Promise<HelloResponse> {
-      usable();
-      if (body.host !== t.host) throw refused(`this worker is joining as ${t.host}, not ${body.host}`);
-      // Pin before anything derived from the secret leaves this worker.
-      const seen = await certSha256(body.ca);
-      if (seen !== t.ca) {
-        throw new DecnetError("ca_mismatch", `the master's CA (sha256 ${seen.slice(0, 16)}…) is not the CA this worker's token names (${t.ca.slice(0, 16)}…)`, {
-          detail: { token_ca: t.ca, master_ca: seen },
-        });
-      }
-      const now = d.now().getTime();
-      for (const [n, h] of open) if (now - h.at > HELLO_TTL_MS) open.delete(n);
-      while (open.size >= MAX_OPEN_HELLOS) open.delete(open.keys().next().value!);
-      const nonce = newNonce();
+  const hello = route(joinApi.hello, async ({ body }): Promise<HelloResponse> => {
+    usable();
+    if (body.host !== t.host) throw refused(`this worker is joining as ${t.host}, not ${body.host}`);
+    // Pin before anything derived from the secret leaves this worker.
+    const seen = await certSha256(body.ca);
+    if (seen !== t.ca) {
+      throw new DecnetError("ca_mismatch", `the master's CA (sha256 ${seen.slice(0, 16)}…) is not the CA this worker's token names (${t.ca.slice(0, 16)}…)`, {
+        detail: { token_ca: t.ca, master_ca: seen },
+      });
+    }
+    const now = d.now().getTime();
+    for (const [n, h] of open) if (now - h.at > HELLO_TTL_MS) open.delete(n);
+    while (open.size >= MAX_OPEN_HELLOS) open.delete(open.keys().next().value!);
+    const nonce = newNonce();
+    const m = d.material;
+    const transcript = helloTranscript(t, { caPem: body.ca, masterNonce: body.nonce, workerNonce: nonce, tlsCert: m.tls.certPem, agentCsr: m.agent.csrPem, updaterCsr: m.updater.csrPem });
+    open.set(nonce, { transcript, caPem: body.ca, at: now });
+    return { v: JOIN_VERSION, tls_cert: m.tls.certPem, csr: { agent: m.agent.csrPem, updater: m.updater.csrPem }, nonce, proof: workerHelloProof(t, transcript) };
+  });
+
+  const finish = route(joinApi.finish, async ({ body }): Promise<FinishResponse> => {
+    usable();
+    const h = open.get(body.nonce);
+    open.delete(body.nonce); // one try per hello, right or wrong
+    if (!h || d.now().getTime() - h.at > HELLO_TTL_MS) throw refused("no open /join/hello has this nonce (used, expired or never issued)", "start the join again");
+    const transcript = finishTranscript(h.transcript, { agentCert: body.certs.agent, updaterCert: body.certs.updater, trust: body.trust });
+    if (!proofsEqual(body.proof, masterFinishProof(t, transcript))) {
+      throw refused("the master's proof does not match this worker's token", "the master holds another token for this host, or something between them changed the exchange");
+    }
+    if (finishing) throw new DecnetError("busy", "a join is being installed");
+    finishing = true;
+    try {
       const m = d.material;
-      const transcript = helloTranscript(t, { caPem: body.ca, masterNonce: body.nonce, workerNonce: nonce, tlsCert: m.tls.certPem, agentCsr: m.agent.csrPem, updaterCsr: m.updater.csrPem });
-      open.set(nonce, { transcript, caPem: body.ca, at: now });
-      return { v: JOIN_VERSION, tls_cert: m.tls.certPem, csr: { agent: m.agent.csrPem, updater: m.updater.csrPem }, nonce, proof: workerHelloProof(t, transcript) };
-    },
-  };
+      const [agent, updater] = await Promise.all([
+        checkIssued(body.certs.agent, { cn: t.host, keyPem: m.agent.keyPem, caPem: h.caPem, now: d.now() }),
+        checkIssued(body.certs.updater, { cn: `updater@${t.host}`, keyPem: m.updater.keyPem, caPem: h.caPem, now: d.now() }),
+      ]);
+      await d.install({ ca: h.caPem, agentCert: body.certs.agent, updaterCert: body.certs.updater, trust: body.trust });
+      joined = true;
+      open.clear();
+      const serials = { agent: agent.serial, updater: updater.serial };
+      d.log?.info(`joined as ${t.host}: agent ${agent.serial}, updater ${updater.serial}`);
+      queueMicrotask(() => d.onJoined?.(serials));
+      return { v: JOIN_VERSION, serials, proof: workerDoneProof(t, transcript) };
+    } finally {
+      finishing = false;
+    }
+  });
 
-  const finish: Route<FinishRequest> = {
-    body: FinishRequest,
-    async handle({ body }): Promise<FinishResponse> {
-      usable();
-      const h = open.get(body.nonce);
-      open.delete(body.nonce); // one try per hello, right or wrong
-      if (!h || d.now().getTime() - h.at > HELLO_TTL_MS) throw refused("no open /join/hello has this nonce (used, expired or never issued)", "start the join again");
-      const transcript = finishTranscript(h.transcript, { agentCert: body.certs.agent, updaterCert: body.certs.updater, trust: body.trust });
-      if (!proofsEqual(body.proof, masterFinishProof(t, transcript))) {
-        throw refused("the master's proof does not match this worker's token", "the master holds another token for this host, or something between them changed the exchange");
-      }
-      if (finishing) throw new DecnetError("busy", "a join is being installed");
-      finishing = true;
-      try {
-        const m = d.material;
-        const [agent, updater] = await Promise.all([
-          checkIssued(body.certs.agent, { cn: t.host, keyPem: m.agent.keyPem, caPem: h.caPem, now: d.now() }),
-          checkIssued(body.certs.updater, { cn: `updater@${t.host}`, keyPem: m.updater.keyPem, caPem: h.caPem, now: d.now() }),
-        ]);
-        await d.install({ ca: h.caPem, agentCert: body.certs.agent, updaterCert: body.certs.updater, trust: body.trust });
-        joined = true;
-        open.clear();
-        const serials = { agent: agent.serial, updater: updater.serial };
-        d.log?.info(`joined as ${t.host}: agent ${agent.serial}, updater ${updater.serial}`);
-        queueMicrotask(() => d.onJoined?.(serials));
-        return { v: JOIN_VERSION, serials, proof: workerDoneProof(t, transcript) };
-      } finally {
-        finishing = false;
-      }
-    },
-  };
-
-  const logged = <B>(name: string, r: Route<B>): Route<B> => ({
-    ...r,
+  const logged = <S extends Route["spec"]>(r: Route<S>): Route<S> => ({
+    spec: r.spec,
     async handle(ctx) {
       try {
         return await r.handle(ctx);
       } catch (e) {
-        if (e instanceof DecnetError) d.log?.warn(`${name} refused: ${e.code}: ${e.message}`);
+        if (e instanceof DecnetError) d.log?.warn(`${r.spec.method} ${r.spec.path} refused: ${e.code}: ${e.message}`);
         throw e;
       }
     },
   });
-  return { [JOIN_FINISH]: logged(JOIN_FINISH, finish), [JOIN_HELLO]: logged(JOIN_HELLO, hello) };
+  return [logged(finish), logged(hello)];
 }
