@@ -24,9 +24,9 @@ export function readBundle(paths: BundlePaths, hint: string): Bundle {
       throw new DecnetError("failed", `certificate bundle file ${file} ${why}`, { hint, cause: e });
     }
   };
-  const key = read(paths.key);
+  const b = { ca: read(paths.ca), cert: read(paths.crt), key: read(paths.key) };
   checkKeyFile(paths.key);
-  return { ca: read(paths.ca), cert: read(paths.crt), key };
+  return b;
 }
 
 /**
