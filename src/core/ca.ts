@@ -63,6 +63,14 @@ export async function loadOrCreateCa(paths = homePaths()): Promise<Ca> {
     const cert = new x509.X509Certificate(readFileSync(paths.caCrt, "utf8"));
     return caFrom(cert, await pemToKey(readFileSync(paths.caKey, "utf8")));
   }
+  // Half a CA is never replaced by a new one: every bundle already issued
+  // chains to the old certificate, and workers would stop trusting this master.
+  if (existsSync(paths.caCrt) || existsSync(paths.caKey)) {
+    const [have, lack] = existsSync(paths.caCrt) ? [paths.caCrt, paths.caKey] : [paths.caKey, paths.caCrt];
+    throw new DecnetError("failed", `${lack} is missing next to ${have}: refusing to create a new CA, which the enrolled workers would not trust`, {
+      hint: `restore ${lack} from a backup (or move ${have} away to start a new fleet from scratch)`,
+    });
+  }
   ensurePrivateDir(paths.caDir);
   const keys = (await crypto.subtle.generateKey(EC_ALG, true, ["sign", "verify"])) as CryptoKeyPair;
   const now = Date.now();

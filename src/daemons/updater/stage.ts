@@ -26,7 +26,7 @@ function entryProblem(e: RawEntry): string | null {
 /** The manifest entry's text, checked: the schema, the release id, the size a release may have. */
 function checkManifestText(text: string): Manifest {
   const r = parseManifest(text);
-  if (!r.ok) throw bad(r.problem, r.issues);
+  if (!r.ok) throw bad(r.issues?.length ? `${r.problem}: ${r.issues[0]}` : r.problem, r.issues);
   const total = r.manifest.files.reduce((s, f) => s + f.size, 0);
   if (total > MAX_RELEASE_BYTES) throw bad(`release declares ${total} bytes, more than ${MAX_RELEASE_BYTES}`);
   return r.manifest;
