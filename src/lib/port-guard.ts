@@ -55,15 +55,15 @@ function ipv6Bytes(host: string): number[] {
 export type GuardResult = { ok: true; fd: number } | { ok: false; why: string; inUse: boolean };
 
 /**
- * Binds a never-listening SO_REUSEPORT socket to host:port. `inherit`: leave
- * it open across execve (the updater's own port, for its re-exec).
+ * Binds a never-listening SO_REUSEPORT socket to host:port, close-on-exec
+ * (reexec.ts hands it over on purpose; no other child inherits it).
  */
-export function holdPort(host: string, port: number, inherit = false): GuardResult {
+export function holdPort(host: string, port: number): GuardResult {
   const c = libc();
   const sa = sockaddr(host, port);
   if (!c) return { ok: false, why: "libc cannot be opened", inUse: false };
   if (!sa) return { ok: false, why: `${host} is not an IP address`, inUse: false };
-  const fd = c.socket(sa.family, SOCK_STREAM | (inherit ? 0 : SOCK_CLOEXEC), 0);
+  const fd = c.socket(sa.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return { ok: false, why: `socket() failed (errno ${errno()})`, inUse: false };
   const one = new Int32Array([1]);
   if (c.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, ptr(one), 4) !== 0 || c.bind(fd, ptr(sa.addr), sa.addr.byteLength) !== 0) {

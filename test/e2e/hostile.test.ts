@@ -117,7 +117,7 @@ test("a kept release changed on disk is never run again: rollback to it refused,
   const exe = join(w.paths.release(v1.id), "decnet");
   const { chmodSync, writeFileSync: write } = await import("node:fs");
   const good = readFileSync(exe);
-  const pid = Number(readFileSync(w.paths.agentPid, "utf8").split(" ")[0]);
+  const pid = fleet.pid(w, "agent");
   const attempt = async () => {
     const res = await fleet.request(w, "updater", "/rollback", { method: "POST" });
     return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };

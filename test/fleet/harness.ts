@@ -5,7 +5,7 @@
  * install dirs — all from the one compiled binary. `await using` stops
  * everything it started.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "../../build.ts";
@@ -14,6 +14,7 @@ import type { HostResult } from "../../src/core/swarm/push.ts";
 import { clientTls, readBundle, type Bundle } from "../../src/lib/tls.ts";
 import { bundlePaths, installPaths } from "../../src/lib/paths.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
+import { readPidFile } from "../../src/lib/pidfile.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const FIXTURES = join(ROOT, "test/fixtures/releases");
@@ -71,7 +72,7 @@ export interface Packed {
 const packed = new Map<string, Promise<Packed>>();
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
-export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "version-fails" | "preflight-fails"): Promise<Packed> {
+export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "agent-execs" | "version-fails" | "preflight-fails"): Promise<Packed> {
   let p = packed.get(name);
   if (!p) {
     p = (async () => {
@@ -212,7 +213,9 @@ export class Fleet implements AsyncDisposable {
 
   /** The pid a daemon of `w` wrote in its pid file. */
   pid(w: Worker, role: "agent" | "updater"): number {
-    return Number(readFileSync(role === "agent" ? w.paths.agentPid : w.paths.updater.pid, "utf8"));
+    const f = readPidFile(role === "agent" ? w.paths.agentPid : w.paths.updater.pid);
+    if (!f) throw new Error(`no ${role} pid file for ${w.name}`);
+    return f.pid;
   }
 
   worker(name: string): Worker {
@@ -229,13 +232,13 @@ export class Fleet implements AsyncDisposable {
   async startUpdater(w: Worker, env: Record<string, string> = {}, bin = this.bin): Promise<number> {
     const r = await runCli(bin, [...this.updaterArgs(w), "--daemon"], { ...this.env, ...env }, { cwd: this.root });
     if (r.code !== 0) throw new Error(`updater ${w.name} did not start: ${r.stderr}`);
-    return Number(readFileSync(w.paths.updater.pid, "utf8"));
+    return this.pid(w, "updater");
   }
 
   async startAgent(w: Worker, opts: { bin?: string; env?: Record<string, string> } = {}): Promise<number> {
     const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], { ...this.env, ...opts.env });
     if (r.code !== 0) throw new Error(`agent ${w.name} did not start: ${r.stderr}`);
-    return Number(readFileSync(w.paths.agentPid, "utf8"));
+    return this.pid(w, "agent");
   }
 
   /** Starts every worker's updater; no release is installed yet. */

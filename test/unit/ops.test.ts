@@ -59,7 +59,7 @@ function world(o: { restartFails?: boolean; healthy?: { release: string; pid: nu
       return [];
     },
     agents: () => [],
-    isOurs: () => false,
+    killUnconfirmed: () => {},
     logSince: () => "agent said goodbye\n",
   };
   const probe = async (p: { release: string | null; pid: number | null }): Promise<ProbeTranscript> => {

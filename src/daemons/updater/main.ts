@@ -2,8 +2,8 @@
  * start(config): the updater daemon — recover from the journal, serve over
  * mTLS (and updater.sock locally), then make sure an agent runs from current.
  */
-import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { writeFileAtomic } from "../../lib/atomic.ts";
+import { mkdirSync, unlinkSync } from "node:fs";
+import { removeOwnPidFile, writePidFile } from "../../lib/pidfile.ts";
 import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
@@ -15,6 +15,7 @@ import { AgentOps } from "./ops.ts";
 import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
 import { Supervisor } from "./supervisor.ts";
+import { holdGuards } from "./guards.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 
@@ -30,11 +31,12 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
   mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
-  const sup = new Supervisor(cfg, paths, log);
+  const guards = holdGuards(cfg, log);
+  const sup = new Supervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
   const lock = new OpLock();
-  const self = new SelfOps(cfg, paths, log);
+  const self = new SelfOps(cfg, paths, log, guards.inherit);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
@@ -45,15 +47,13 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     server.stop(true);
     sock.stop(true);
   };
-  writeFileAtomic(paths.updater.pid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
+  writePidFile(paths.updater.pid, process.pid);
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}
-    try {
-      if (readFileSync(paths.updater.pid, "utf8").trim() === String(process.pid)) unlinkSync(paths.updater.pid);
-    } catch {}
+    removeOwnPidFile(paths.updater.pid);
     log.info("updater stopped");
   });
   // Serving already; an update waits (423) until the agent is settled.

@@ -25,7 +25,8 @@ export interface AgentControl {
   stop(): Promise<number[]>;
   /** Live agents of this worker. */
   agents(): number[];
-  isOurs(pid: number): boolean;
+  /** Kills the agent an interrupted operation started, if it is still that exact process. */
+  killUnconfirmed(pid: number, start: number | null): void;
   /** The agent's output since `offset`, for a probe transcript. */
   logSince(offset: number): string;
 }
@@ -193,9 +194,7 @@ export class AgentOps {
     if (r.outcome === "none") return null;
     if (r.outcome === "damaged-journal") return `state.json could not be read; moved it to ${r.aside} and kept the slots as the links say`;
     const j = r.journal;
-    if (j.pid && isAlive(j.pid) && this.d.sup.isOurs(j.pid)) {
-      try { process.kill(j.pid, "SIGKILL"); } catch {}
-    }
+    if (j.pid) this.d.sup.killUnconfirmed(j.pid, j.start);
     return `recovered from an interrupted ${j.op} (${j.phase}): current is ${j.phase === "staging" ? "unchanged" : `back on ${j.from?.slice(0, 12) ?? "none"}`}`;
   }
 

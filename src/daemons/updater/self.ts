@@ -15,6 +15,7 @@ import { run } from "../../lib/proc.ts";
 import { reexec } from "../../lib/reexec.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import { join } from "node:path";
+import { GUARD_FDS_ENV } from "./guards.ts";
 import { install, recoverInstall } from "./install-sequence.ts";
 import { report } from "./ops.ts";
 import { ReleaseSet } from "./release-set.ts";
@@ -22,7 +23,13 @@ import type { Staged } from "./staging.ts";
 
 export class SelfOps {
   readonly set: ReleaseSet;
-  constructor(private cfg: ResolvedUpdaterConfig, private paths: InstallPaths, private log: Logger) {
+  constructor(
+    private cfg: ResolvedUpdaterConfig,
+    private paths: InstallPaths,
+    private log: Logger,
+    /** Port guards the new image takes over (guards.ts). */
+    private guardFds: number[] = [],
+  ) {
     this.set = new ReleaseSet(paths.updater);
   }
 
@@ -74,7 +81,7 @@ export class SelfOps {
     stopServers();
     const exe = join(this.paths.updater.current, RELEASE_BINARY);
     try {
-      return await reexec(exe, [exe, ...updaterArgv(this.cfg)], updaterEnv(this.cfg));
+      return await reexec(exe, [exe, ...updaterArgv(this.cfg)], { ...updaterEnv(this.cfg), [GUARD_FDS_ENV]: this.guardFds.join(",") }, this.guardFds);
     } catch (e) {
       this.log.error(`re-exec of ${exe} failed; exiting for the supervisor to restart it:`, e);
       process.exit(1);

@@ -1,38 +1,44 @@
 /**
- * Stopping and starting this worker's agent. Finds it by agent.pid and by a
- * /proc scan (a `decnet agent` listening on this worker's address and port,
- * or whose executable, cwd or --install-dir is this install), never another
- * install's. A stop is complete only when no process holds the agent port.
+ * Stopping and starting this worker's agent. Finds it by agent.pid (pid and
+ * start time: the process this updater started, whatever it exec'd into) and
+ * by a /proc scan (a `decnet agent` listening on this worker's address and
+ * port, or whose executable, cwd or --install-dir is this install), never
+ * another install's, never another uid's. Signals go to exact processes
+ * (signal.ts). A stop is complete only when none of ours holds the agent
+ * port; a foreign process that would keep the new agent from binding is
+ * found before the running agent is stopped, not after.
  */
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { writeFileAtomic } from "../../lib/atomic.ts";
+import { readPidFile, writePidFile } from "../../lib/pidfile.ts";
+import { type Proc, isSame, procOf, signalProc } from "../../lib/signal.ts";
 import { agentArgv, type ResolvedUpdaterConfig } from "../../lib/config.ts";
 import { envSnapshot } from "../../lib/env.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { type InstallPaths, RELEASE_BINARY } from "../../lib/paths.ts";
-import { allPids, cmdline, isAlive, listeningInodes, pidsHoldingSockets, readLink } from "../../lib/procfs.ts";
+import { allPids, cmdline, isAlive, listeningInodes, pidsHoldingSockets, readLink, startTime, uidOf } from "../../lib/procfs.ts";
 import { run } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import { join } from "node:path";
 
 const under = (p: string | null, dir: string) => p !== null && (p === dir || p.startsWith(`${dir}/`));
+const euid = () => (typeof process.geteuid === "function" ? process.geteuid() : 0);
 
 export class Supervisor {
   constructor(
     private cfg: ResolvedUpdaterConfig,
     private paths: InstallPaths,
     private log: Logger,
+    /** Does the updater hold its guard on the agent port (port-guard.ts)? */
+    private guarded: () => boolean = () => false,
   ) {}
 
-  private pidFromFile(): number | null {
-    try {
-      const n = Number(readFileSync(this.paths.agentPid, "utf8").trim());
-      return Number.isInteger(n) && n > 1 ? n : null;
-    } catch {
-      return null;
-    }
+  /** The agent the pid file names, if that exact process is alive. */
+  private fromPidFile(): Proc | null {
+    const f = readPidFile(this.paths.agentPid);
+    const now = f ? procOf(f.pid) : null;
+    return now && (f!.start === null || f!.start === now.start) ? now : null;
   }
 
   /** Is anything listening on this worker's agent port? One read of /proc/net/tcp*. */
@@ -49,8 +55,14 @@ export class Supervisor {
     return inodes.size === 0 ? [] : pidsHoldingSockets(inodes).filter(isAlive);
   }
 
-  /** Is `pid` a `decnet agent` belonging to this worker? */
+  /**
+   * Is `pid` this worker's agent? The process the pid file names (by pid and
+   * start time), or a `decnet agent` of this install; never another uid's.
+   */
   isOurs(pid: number, holders = this.portHolders()): boolean {
+    if (uidOf(pid) !== euid()) return false;
+    const file = readPidFile(this.paths.agentPid);
+    if (file?.pid === pid && file.start !== null && file.start === startTime(pid) && isAlive(pid)) return true;
     const argv = cmdline(pid);
     // `decnet agent …`, or `<interpreter> …/decnet agent …` for a script release.
     const i = argv.indexOf("agent");
@@ -70,22 +82,46 @@ export class Supervisor {
    * found by stop() when the port is still held after these.)
    */
   agents(holders: number[] = []): number[] {
-    const found = new Set<number>();
-    const fromFile = this.pidFromFile();
-    if (fromFile && this.isOurs(fromFile, holders)) found.add(fromFile);
-    for (const pid of allPids()) if (pid !== process.pid && this.isOurs(pid, holders)) found.add(pid);
-    return [...found];
+    return this.agentProcs(holders).map((p) => p.pid);
   }
 
-  /** SIGTERM, wait (a zombie counts as dead), then SIGKILL whoever is left. */
-  private async terminate(pids: number[]): Promise<void> {
-    for (const pid of pids) this.signal(pid, "SIGTERM");
-    const deadline = Date.now() + timeouts.stop();
-    while (pids.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
-    for (const pid of pids.filter(isAlive)) {
-      this.log.warn(`agent pid ${pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
-      this.signal(pid, "SIGKILL");
+  /** agents(), each named by pid and start time as found: what a stop signals. */
+  private agentProcs(holders: number[] = []): Proc[] {
+    const found = new Map<number, Proc>();
+    const fromFile = this.fromPidFile();
+    if (fromFile && this.isOurs(fromFile.pid, holders)) found.set(fromFile.pid, fromFile);
+    for (const pid of allPids()) {
+      if (pid === process.pid || found.has(pid) || !this.isOurs(pid, holders)) continue;
+      const p = procOf(pid);
+      if (p) found.set(pid, p);
     }
+    return [...found.values()];
+  }
+
+  /** SIGTERM, wait (a zombie counts as dead), then SIGKILL whoever is left — each exactly the process found. */
+  private async terminate(procs: Proc[]): Promise<void> {
+    for (const p of procs) signalProc(p, "SIGTERM");
+    const deadline = Date.now() + timeouts.stop();
+    while (procs.some(isSame) && Date.now() < deadline) await Bun.sleep(20);
+    for (const p of procs.filter(isSame)) {
+      this.log.warn(`agent pid ${p.pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
+      signalProc(p, "SIGKILL");
+    }
+  }
+
+  /**
+   * Kills the agent a crashed operation started, if it is still that process
+   * (`start` from the journal) — or, for a journal without one, if it is ours.
+   */
+  killUnconfirmed(pid: number, start: number | null): void {
+    const p = start === null ? (this.isOurs(pid) ? procOf(pid) : null) : { pid, start };
+    if (p) signalProc(p, "SIGKILL");
+  }
+
+  /** Processes of another kind that hold this worker's agent port. */
+  private foreignHolders(): number[] {
+    const holders = this.portHolders();
+    return holders.filter((p) => !this.isOurs(p, holders));
   }
 
   /**
@@ -98,28 +134,37 @@ export class Supervisor {
       await this.systemctl("stop");
       return [];
     }
-    const stopped = this.agents();
+    // While the updater holds its guard on the agent port (port-guard.ts), no
+    // other user's socket can conflict with the new agent's bind: a foreign
+    // holder is one that cannot (an IPV6_V6ONLY listener on [::]). Without
+    // the guard, a foreign holder may conflict: refuse now, with the running
+    // agent still running.
+    if (!this.guarded()) {
+      const foreign = this.foreignHolders();
+      if (foreign.length) throw this.heldBy(foreign);
+    }
+    const stopped = this.agentProcs();
     await this.terminate(stopped);
-    const deadline = Date.now() + timeouts.stop() + 5_000;
-    while (this.portBusy()) {
+    const deadline = Date.now() + timeouts.portRelease();
+    for (;;) {
       const holders = this.portHolders();
-      if (Date.now() > deadline) {
-        throw new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is still held by pid ${holders.join(", ") || "?"}`, {
-          hint: "a process that is not this worker's decnet agent holds the port; stop it or pick another --agent-port",
-          detail: { holders: holders.map((p) => ({ pid: p, argv: cmdline(p) })) },
-        });
-      }
-      const ours = holders.filter((p) => !stopped.includes(p) && this.isOurs(p, holders));
-      if (ours.length) {
-        await this.terminate(ours);
-        stopped.push(...ours);
+      const ours = holders.filter((p) => this.isOurs(p, holders));
+      if (!ours.length) break;
+      if (Date.now() > deadline) throw this.heldBy(ours);
+      const left = ours.filter((p) => !stopped.some((s) => s.pid === p)).map(procOf).filter((p): p is Proc => p !== null);
+      if (left.length) {
+        await this.terminate(left);
+        stopped.push(...left);
       } else await Bun.sleep(20);
     }
-    return stopped;
+    return stopped.map((p) => p.pid);
   }
 
-  private signal(pid: number, sig: NodeJS.Signals): void {
-    try { process.kill(pid, sig); } catch {}
+  private heldBy(pids: number[]): DecnetError {
+    return new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is held by pid ${pids.join(", ")}, which is not this worker's agent; nothing was stopped`, {
+      hint: "stop that process or pick another --agent-port",
+      detail: { holders: pids.map((p) => ({ pid: p, uid: uidOf(p), argv: cmdline(p) })) },
+    });
   }
 
   /** Size of agent.spawn.log now, so a probe can quote only what follows. */
@@ -155,7 +200,7 @@ export class Supervisor {
         { cwd: this.paths.root, detached: true, stdin: "ignore", stdout: fd, stderr: fd, env: envSnapshot() },
       );
       child.unref();
-      writeFileAtomic(this.paths.agentPid, `${child.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
+      writePidFile(this.paths.agentPid, child.pid);
       this.log.info(`started agent pid ${child.pid} from ${readLink(this.paths.current) ?? "?"}`);
       return child.pid;
     } finally {
