@@ -56,6 +56,9 @@ main() {
   check_bundle "$UPDATER_BUNDLE" updater
 
   DEST="$ROOT$INSTALL_DIR"
+  # A failed install leaves nothing behind: the dirs made here go again.
+  MADE="" d=$DEST
+  while [ ! -e "$d" ]; do MADE=$d; d=$(dirname "$d"); done
   mkdir -p "$DEST"
   private_tmp
 
@@ -70,15 +73,19 @@ main() {
   chmod 0755 "$TMP/decnet.bin"
   "$TMP/decnet.bin" version --json >/dev/null 2>"$TMP/err" || die "$BINARY does not run here: $(tail -n 3 "$TMP/err")"
 
-  # The first release, made the way every release is: `release pack`, then
-  # unpacked and its id recomputed by hand (DESIGN §3) as a check.
-  "$TMP/decnet.bin" release pack "$TMP/decnet.bin" --out "$TMP/release.tar.gz" >/dev/null 2>"$TMP/err" || die "packing the release failed: $(tail -n 3 "$TMP/err")"
-  mkdir "$TMP/rel"
-  tar -xzf "$TMP/release.tar.gz" -C "$TMP/rel"
-  sha=$(sha256sum "$TMP/rel/decnet" | cut -c1-64)
-  size=$(wc -c < "$TMP/rel/decnet" | tr -d ' ')
+  # The release id, computed by hand the way DESIGN §3 says anyone can.
+  sha=$(sha256sum "$TMP/decnet.bin" | cut -c1-64)
+  size=$(wc -c < "$TMP/decnet.bin" | tr -d ' ')
   ID=$(printf '%s 0755 %s decnet\n' "$sha" "$size" | sha256sum | cut -c1-64)
-  grep -q "\"id\": \"$ID\"" "$TMP/rel/manifest.json" || die "release id mismatch: the manifest does not say $ID"
+  # The release itself, made the way every release is (`release pack`) and
+  # checked against that id; only when a slot will take it.
+  if takes_release "$DEST" || takes_release "$DEST/updater"; then
+    "$TMP/decnet.bin" release pack "$TMP/decnet.bin" --out "$TMP/release.tar.gz" >/dev/null 2>"$TMP/err" || die "packing the release failed: $(tail -n 3 "$TMP/err")"
+    mkdir "$TMP/rel"
+    tar -xzf "$TMP/release.tar.gz" -C "$TMP/rel"
+    [ "$(sha256sum "$TMP/rel/decnet" | cut -c1-64)" = "$sha" ] || die "the packed executable differs from $BINARY"
+    grep -q "\"id\": \"$ID\"" "$TMP/rel/manifest.json" || die "release id mismatch: the manifest does not say $ID"
+  fi
 
   install_release "$DEST" agent
   AGENT_ON=$ON
@@ -93,6 +100,7 @@ main() {
     units "$HOME_DIR"
     enable_and_start
   fi
+  DONE=1
   if [ "$AGENT_ON" = "$ID" ]; then
     say "installed release $(short "$ID") in $DEST ($CHANGES change(s))"
   else
@@ -130,6 +138,7 @@ EOF
 }
 
 CHANGES=0
+DONE=0
 RESTART_AGENT=0
 RESTART_UPDATER=0
 UNITS_CHANGED=0
@@ -176,10 +185,17 @@ private_tmp() {
   [ "$1" = "$me" ] || die "$DEST is owned by uid $1, not by uid $me: refusing to install into it"
   [ $((0$2 & 022)) = 0 ] || die "$DEST is writable by others (mode $2): chmod go-w $DEST"
   TMP=$(mktemp -d "$DEST/.install-tmp.XXXXXX") || die "could not make a temp dir in $DEST"
-  trap 'rm -rf "$TMP"' EXIT
+  trap cleanup EXIT
   trap 'exit 1' INT TERM HUP
   set -- $(stat -c '%u %a' "$TMP")
   [ -d "$TMP" ] && [ ! -L "$TMP" ] && [ "$1" = "$me" ] && [ "$2" = 700 ] || die "temp dir $TMP is not private (mode $2, uid $1)"
+}
+
+cleanup() {
+  rm -rf "$TMP"
+  [ "$DONE" = 0 ] && [ -n "$MADE" ] || return 0
+  d=$DEST
+  while rmdir "$d" 2>/dev/null && [ "$d" != "$MADE" ]; do d=$(dirname "$d"); done
 }
 
 fetch() { # url file
@@ -222,18 +238,23 @@ check_arch() { # binary
   [ "$bin_arch" = "$here" ] || die "$1 is built for $bin_arch, this machine is $here (use the linux-$( [ "$here" = aarch64 ] && echo arm64 || echo x64) build)"
 }
 
-# Installs the release into one slot set unless one is already current
-# (its files present): then it stays, unless --force. Sets ON to the id
+# Does this slot set take the new release? Not when it has a current one
+# (its files present) — a push may have installed it — unless --force.
+takes_release() { # slots-root
+  cur=$(readlink "$1/current" 2>/dev/null || true)
+  [ -n "$cur" ] && [ -f "$1/$cur/manifest.json" ] && [ -f "$1/$cur/decnet" ] || return 0
+  [ "$cur" != "releases/$ID" ] && [ "$FORCE" = 1 ]
+}
+
+# Installs the release into one slot set when it takes it. Sets ON to the id
 # current points at afterwards.
 install_release() { # slots-root what
   cur=$(readlink "$1/current" 2>/dev/null || true)
   ON=${cur#releases/}
-  if [ -n "$cur" ] && [ -f "$1/$cur/manifest.json" ] && [ -f "$1/$cur/decnet" ]; then
-    if [ "$cur" = "releases/$ID" ] || [ "$FORCE" = 0 ]; then
-      [ "$cur" = "releases/$ID" ] || say "$2: keeps current -> $cur ($(version_of "$1/$cur")); --force installs this binary instead"
-      add_history "$1" "$ON"
-      return 0
-    fi
+  if ! takes_release "$1"; then
+    [ "$cur" = "releases/$ID" ] || say "$2: keeps current -> $cur ($(version_of "$1/$cur")); --force installs this binary instead"
+    add_history "$1" "$ON"
+    return 0
   fi
   mkdir -p "$1/releases"
   if [ ! -d "$1/releases/$ID" ]; then
