@@ -37,7 +37,7 @@ export function formatEntry(o: { date: Date; role: string; type: string; text: s
   if (!o.journal) return `${o.date.toISOString()} ${o.role} ${o.type} ${o.text}\n`;
   // journald splits on newlines and takes the priority of each line from its own prefix.
   const p = `<${PRIORITY[o.type] ?? 6}>`;
-  return `${o.text.split("\n").map((l, i) => (i === 0 ? `${p}${o.type} ${l}` : `${p}  ${l}`)).join("\n")}\n`;
+  return `${o.text.split("\n").map((l, i) => (i === 0 ? `${p}${o.type} ${l}` : `${p}${l}`)).join("\n")}\n`;
 }
 
 export function createLogger(role: string): Logger {
