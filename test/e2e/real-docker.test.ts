@@ -27,6 +27,9 @@ try {
   console.log(`real-docker tests skipped: ${why}`);
 }
 const it = test.skipIf(why !== null);
+// The last test needs a booted container too.
+const noSystemd = why ?? (await nspawnUnavailable());
+if (noSystemd && !why) console.log(`real-docker under a real systemd skipped: ${noSystemd}`);
 
 beforeAll(async () => {
   if (!docker) return;
@@ -122,12 +125,7 @@ it("a deploy of an image no registry can give fails with compose's own error in 
   });
 });
 
-it("under a real systemd, the hardened agent unit (ProtectHome=read-only, no HOME) deploys and tears down through the same engine", async () => {
-  const noNspawn = await nspawnUnavailable();
-  if (noNspawn) {
-    console.log(`real-docker: the systemd part skipped: ${noNspawn}`);
-    return;
-  }
+test.skipIf(noSystemd !== null)("under a real systemd, the hardened agent unit (ProtectHome=read-only, no HOME) deploys and tears down through the same engine", async () => {
   // The engine's socket and CLI, bound into the container at their default paths: the unit sets no DOCKER_HOST.
   await using c = await Container.boot("w1", {
     nspawnArgs: [`--bind=${docker!.sock}:/run/docker.sock`, `--bind-ro=${docker!.cli}:/usr/bin/docker`, `--bind-ro=${composePlugin()}:/usr/libexec/docker/cli-plugins/docker-compose`],
