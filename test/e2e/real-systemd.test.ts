@@ -201,6 +201,27 @@ it("kill -9 of the updater mid-probe: systemd restarts it, it undoes the switch 
   }).toEqual({ restarted: true, nRestarts: true, slots: v3.id, health: { release: v3.id, pid: await pid("decnet-agent"), healthy: true }, journal: false, silentStatus: "failed" });
 });
 
+it("an agent slow to stop: systemd kills it after the unit's TimeoutStopSec, inside the updater's wait, and the push succeeds", async () => {
+  const v2 = await release("v2");
+  // A stop that hangs until systemd gives up on it (ExecStop runs before SIGTERM, bounded by TimeoutStopSec).
+  const dropIn = join(c.rootfs, "etc/systemd/system/decnet-agent.service.d");
+  mkdirSync(dropIn, { recursive: true });
+  writeFileSync(join(dropIn, "slow-stop.conf"), "[Service]\nExecStop=/bin/sleep 60\n");
+  await c.cx(["systemctl", "daemon-reload"]);
+  const t0 = performance.now();
+  const r = await master(["swarm", "update", "--host", "w1", "--artifact", v2.file, "--json"]);
+  const ms = (times["slow stop push"] = Math.round(performance.now() - t0));
+  rmSync(dropIn, { recursive: true });
+  await c.cx(["systemctl", "daemon-reload"]);
+  expect({
+    code: r.code,
+    agent: r.json?.hosts[0].agent,
+    waitedForSystemd: ms > 10_000,
+    stopTimeout: (await c.unit("decnet-agent", ["TimeoutStopUSec"])).TimeoutStopUSec,
+    health: (await health()).agent,
+  }).toEqual({ code: 0, agent: "updated", waitedForSystemd: true, stopTimeout: "10s", health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true } });
+});
+
 it("quick pushes against systemd's start rate limit: a unit that hit it is started again, and 8 pushes in a row are all healthy", async () => {
   const v1 = await release("v1");
   const v2 = await release("v2");
