@@ -82,7 +82,7 @@ main() {
   if takes_release "$DEST" || takes_release "$DEST/updater"; then
     "$TMP/decnet.bin" release pack "$TMP/decnet.bin" --out "$TMP/release.tar.gz" >/dev/null 2>"$TMP/err" || die "packing the release failed: $(tail -n 3 "$TMP/err")"
     mkdir "$TMP/rel"
-    tar -xzf "$TMP/release.tar.gz" -C "$TMP/rel"
+    tar --no-same-owner -xzf "$TMP/release.tar.gz" -C "$TMP/rel"
     [ "$(sha256sum "$TMP/rel/decnet" | cut -c1-64)" = "$sha" ] || die "the packed executable differs from $BINARY"
     grep -q "\"id\": \"$ID\"" "$TMP/rel/manifest.json" || die "release id mismatch: the manifest does not say $ID"
   fi

@@ -5,4 +5,5 @@ export const commands = {
   updater: () => import("./updater.ts").then((m) => m.default),
   swarm: () => import("./swarm/index.ts").then((m) => m.default),
   release: () => import("./release/index.ts").then((m) => m.default),
+  trust: () => import("./trust/index.ts").then((m) => m.default),
 };

@@ -1,14 +1,15 @@
 /**
  * Master → worker HTTPS: mTLS with the master identity, the expected-CN and
- * SAN check, a named timeout, the answer parsed with the route's schema, and
- * every failure turned into a RemoteError with a code and, where the cause is
- * known, what to do.
+ * SAN check, a named timeout, an answer read under the route's size limit
+ * (never decompressed: a worker may be rooted, and 11 kB of gzip can be
+ * gigabytes) and parsed with the route's schema, and every failure turned
+ * into a RemoteError with a code and, where the cause is known, what to do.
  */
-import type { z } from "zod";
 import { ErrorBody, PROTOCOL_VERSION, VERSION_HEADER } from "../protocol/common.ts";
+import { ANSWER_LIMIT, type BodyOf, pathWithQuery, type QueryInput, type ResponseOf, type RouteSpec } from "../protocol/route.ts";
 import { RemoteError } from "../lib/errors.ts";
 import { homePaths } from "../lib/paths.ts";
-import { type Bundle, clientTls, readBundle } from "../lib/tls.ts";
+import { type Bundle, clientTls, readBundle, ServerIdentityError } from "../lib/tls.ts";
 
 export interface Endpoint {
   host: string;
@@ -40,6 +41,10 @@ function urlFor(e: Endpoint, path: string): string {
 /** Transport failure → RemoteError, with the likely cause spelled out. */
 export function transportError(e: Endpoint, err: unknown, timeoutMs: number): RemoteError {
   const where = `${e.address}:${e.port}`;
+  if (err instanceof RemoteError) return err;
+  if (err instanceof ServerIdentityError) {
+    return new RemoteError(e.host, "identity", `${where} is not ${expectedCn(e)}: ${err.message}`, 0, undefined, "check the host's --address and the bundle installed on it");
+  }
   const x = err as { code?: string; name?: string; message?: string };
   const msg = x.message ?? String(err);
   if (x.name === "TimeoutError" || x.name === "AbortError" || x.code === "ETIMEDOUT") {
@@ -50,10 +55,11 @@ export function transportError(e: Endpoint, err: unknown, timeoutMs: number): Re
     return new RemoteError(e.host, "unreachable", `connection refused by ${where}`, 0, undefined,
       e.role === "updater" ? "no updater is listening there; start one with `decnet updater --daemon …`" : "no agent is listening there");
   }
-  if (/server identity|does not list|CN=/.test(msg)) {
-    return new RemoteError(e.host, "identity", `${where} is not ${expectedCn(e)}: ${msg}`, 0, undefined, "check the host's --address and the bundle installed on it");
+  if (x.code === "ECONNRESET" || x.code === "ConnectionClosed") {
+    return new RemoteError(e.host, "unreachable", `the ${e.role} at ${where} closed the connection mid-request`, 0, undefined,
+      `the ${e.role} may have stopped or restarted; check it with \`decnet swarm list\` and try again`);
   }
-  if (x.code === "EPROTO" || x.code === "ECONNRESET" || /handshake|certificate|SSL|TLS/i.test(msg)) {
+  if (x.code === "EPROTO" || /handshake|certificate|SSL|TLS/i.test(msg)) {
     return new RemoteError(e.host, "handshake", `TLS handshake with ${where} failed (${x.code ?? msg})`, 0, undefined,
       `the ${e.role} likely has a bundle from another CA, or the master identity is wrong (it lives in ~/.decnet/ca/master/)`);
   }
@@ -75,10 +81,43 @@ function answerError(e: Endpoint, status: number, text: string): RemoteError {
   return new RemoteError(e.host, "bad_response", `${e.role} answered HTTP ${status}${snippet ? `: ${snippet}` : " with an empty body"}`, status);
 }
 
-export interface CallOptions<T> {
-  method?: "GET" | "POST";
-  schema: z.ZodType<T>;
-  body?: RequestInit["body"];
+/** The answer's bytes as text, refusing an encoded answer or one past `limit` bytes. */
+async function readAnswer(e: Endpoint, res: Response, limit: number): Promise<string> {
+  const encoding = res.headers.get("content-encoding");
+  if (encoding && encoding !== "identity") {
+    await res.body?.cancel();
+    throw new RemoteError(e.host, "bad_response", `${e.role} answered with content-encoding ${encoding.slice(0, 40)}, which the master does not accept`, res.status);
+  }
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  const tooLarge = () => new RemoteError(e.host, "bad_response", `${e.role} answered more than ${limit} bytes, the most this request's answer may have`, res.status);
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      total += r.value.byteLength;
+      if (total > limit) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(r.value);
+    }
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export interface CallOptions<S extends RouteSpec> {
+  query?: QueryInput<S>;
+  /** A JSON body, for routes with a body schema. */
+  json?: BodyOf<S>;
+  /** A streamed or raw body, for upload routes. */
+  body?: ReadableStream<Uint8Array> | Uint8Array;
   headers?: Record<string, string>;
   timeoutMs: number;
   bundle?: Bundle;
@@ -86,27 +125,26 @@ export interface CallOptions<T> {
   onVersionMismatch?: (theirs: string) => void;
 }
 
-export async function call<T>(e: Endpoint, path: string, o: CallOptions<T>): Promise<T> {
+export async function call<S extends RouteSpec>(e: Endpoint, spec: S, o: CallOptions<S>): Promise<ResponseOf<S>> {
   const tls = clientTls(o.bundle ?? masterBundle(), expectedCn(e));
+  const signal = AbortSignal.timeout(o.timeoutMs);
+  const path = pathWithQuery(spec, o.query as Record<string, string> | undefined);
   let res: Response;
+  let text: string;
   try {
     res = await fetch(urlFor(e, path), {
-      method: o.method ?? "GET",
-      body: o.body,
-      headers: o.headers,
+      method: spec.method,
+      body: o.json !== undefined ? JSON.stringify(o.json) : o.body,
+      headers: { "accept-encoding": "identity", ...(o.json !== undefined ? { "content-type": "application/json" } : {}), ...o.headers },
       tls,
-      signal: AbortSignal.timeout(o.timeoutMs),
+      signal,
+      decompress: false,
       // A streamed upload must not be buffered for a retry.
       duplex: o.body instanceof ReadableStream ? "half" : undefined,
     } as RequestInit);
-  } catch (err) {
-    throw transportError(e, err, o.timeoutMs);
-  }
-  const theirs = res.headers.get(VERSION_HEADER);
-  if (theirs && theirs !== String(PROTOCOL_VERSION)) o.onVersionMismatch?.(theirs);
-  let text: string;
-  try {
-    text = await res.text();
+    const theirs = res.headers.get(VERSION_HEADER);
+    if (theirs && theirs !== String(PROTOCOL_VERSION)) o.onVersionMismatch?.(theirs);
+    text = await readAnswer(e, res, spec.answerLimit ?? ANSWER_LIMIT);
   } catch (err) {
     throw transportError(e, err, o.timeoutMs);
   }
@@ -117,7 +155,7 @@ export async function call<T>(e: Endpoint, path: string, o: CallOptions<T>): Pro
   } catch {
     throw new RemoteError(e.host, "bad_response", `${e.role} answered HTTP ${res.status} with something that is not JSON`, res.status);
   }
-  const r = o.schema.safeParse(json);
+  const r = spec.response.safeParse(json);
   if (!r.success) throw new RemoteError(e.host, "bad_response", `${e.role} answered an unexpected shape: ${r.error.issues[0]?.message}`, res.status);
-  return r.data;
+  return r.data as ResponseOf<S>;
 }

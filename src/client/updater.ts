@@ -1,9 +1,6 @@
-/** One typed function per updater route. */
-import { statSync } from "node:fs";
+/** One typed function per updater route the master uses, over the protocol's `updaterApi`. */
 import { open } from "node:fs/promises";
-import { BlocksResponse } from "../protocol/delta.ts";
-import { ReleasesResponse, SwitchResponse, UpdaterHealth } from "../protocol/updater.ts";
-import type { UpdaterHealth as Health } from "../protocol/updater.ts";
+import { type Slot, type UpdaterHealth, updaterApi } from "../protocol/updater.ts";
 import { RemoteError } from "../lib/errors.ts";
 import { timeouts } from "../lib/timeouts.ts";
 import { call, type Endpoint } from "./http.ts";
@@ -11,46 +8,18 @@ import { call, type Endpoint } from "./http.ts";
 export type UpdaterEndpoint = Omit<Endpoint, "role">;
 const ep = (e: UpdaterEndpoint): Endpoint => ({ ...e, role: "updater" });
 
-export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), "/health", { schema: UpdaterHealth, timeoutMs: timeouts.request() });
-export const releases = (e: UpdaterEndpoint) => call(ep(e), "/releases", { schema: ReleasesResponse, timeoutMs: timeouts.request() });
-export const rollback = (e: UpdaterEndpoint) => call(ep(e), "/rollback", { method: "POST", schema: SwitchResponse, timeoutMs: timeouts.rollback() });
-
-export const blocks = (e: UpdaterEndpoint, release: string, slot: "agent" | "updater" = "agent") =>
-  call(ep(e), `/blocks?release=${release}&slot=${slot}`, { schema: BlocksResponse, timeoutMs: timeouts.request() });
-
-/**
- * Streams a body to an upload route, counting bytes as they leave; never
- * holds the release in memory. `total` is null for a delta (length unknown).
- */
-async function upload(e: UpdaterEndpoint, path: string, src: ReadableStream<Uint8Array>, total: number | null, onBytes?: (sent: number, total: number | null) => void) {
-  let sent = 0;
-  const reader = src.getReader();
-  const counted = new ReadableStream<Uint8Array>({
-    async pull(ctl) {
-      const r = await reader.read();
-      if (r.done) return ctl.close();
-      sent += r.value.byteLength;
-      onBytes?.(sent, total);
-      ctl.enqueue(r.value);
-    },
-    cancel: (why) => reader.cancel(why),
-  });
-  const result = await call(ep(e), path, {
-    method: "POST",
-    schema: SwitchResponse,
-    body: counted,
-    headers: { "content-type": "application/gzip", ...(total === null ? {} : { "content-length": String(total) }) },
-    timeoutMs: timeouts.upload(total ?? 0),
-  });
-  return { result, bytesSent: sent };
-}
+export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request() });
+export const releases = (e: UpdaterEndpoint) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request() });
+export const rollback = (e: UpdaterEndpoint) => call(ep(e), updaterApi.rollback, { timeoutMs: timeouts.rollback() });
+export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent") =>
+  call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request() });
 
 /**
  * A file as a stream of 1 MiB reads: a sixteenth of the chunks (and of the
  * per-chunk stream overhead, measured as most of the master's CPU in a
  * 12-host push) of Bun.file().stream().
  */
-function fileStream(file: string): ReadableStream<Uint8Array> {
+export function fileStream(file: string): ReadableStream<Uint8Array> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
@@ -69,20 +38,47 @@ function fileStream(file: string): ReadableStream<Uint8Array> {
   });
 }
 
-/** A full release tarball to /update. */
-export const update = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void, path = "/update") =>
-  upload(e, path, fileStream(file), statSync(file).size, onBytes);
+export interface Upload {
+  /** The agent's release set (/update) or the updater's own (/update-self). */
+  slot: Slot;
+  body: ReadableStream<Uint8Array>;
+  /** Body length when known up front. */
+  length: number | null;
+  /** A delta against this base release; absent for a whole tarball. */
+  delta?: string;
+  onBytes?: (sent: number, total: number | null) => void;
+}
 
-/** A delta against `base` (already compressed, in memory) to /update?delta=base, or /update-self's. */
-export const updateDelta = (e: UpdaterEndpoint, base: string, body: Uint8Array, onBytes?: (sent: number, total: number | null) => void, self = false) =>
-  upload(e, `${self ? "/update-self?confirm_self=true&" : "/update?"}delta=${base}`, new Blob([body]).stream(), body.byteLength, onBytes);
-
-/** /update-self: the same streamed upload; answered 202 before the updater re-executes. */
-export const updateSelf = (e: UpdaterEndpoint, file: string, onBytes?: (sent: number, total: number | null) => void) =>
-  update(e, file, onBytes, "/update-self?confirm_self=true");
+/**
+ * Streams a release (whole or delta) to /update or /update-self, counting
+ * bytes as they leave; never holds the release in memory.
+ */
+export async function upload(e: UpdaterEndpoint, u: Upload) {
+  let sent = 0;
+  const reader = u.body.getReader();
+  const counted = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      const r = await reader.read();
+      if (r.done) return ctl.close();
+      sent += r.value.byteLength;
+      u.onBytes?.(sent, u.length);
+      ctl.enqueue(r.value);
+    },
+    cancel: (why) => reader.cancel(why),
+  });
+  const o = {
+    body: counted,
+    headers: { "content-type": "application/gzip", ...(u.length === null ? {} : { "content-length": String(u.length) }) },
+    timeoutMs: timeouts.upload(u.length ?? 0),
+  };
+  const result = u.slot === "updater"
+    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta } })
+    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta } });
+  return { result, bytesSent: sent };
+}
 
 /** Polls the updater's /health until it reports `release`, or throws at the deadline. */
-export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<Health> {
+export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<UpdaterHealth> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   let wait = 100;

@@ -1,10 +1,10 @@
 /**
- * Planning a delta push: one streaming pass over the release tarball hashes
- * each block, keeps in memory only the blocks the worker's base release lacks
- * (giving up as soon as they pass half the release), and then streams
- * gzip(header, literal bytes) — only what the worker lacks.
+ * Planning a delta push: one pass over the release hashes each block, keeps
+ * in memory only the blocks the worker's base release lacks (giving up as
+ * soon as they pass half the release), and compresses gzip(header, literal
+ * bytes) once per base for every host on it.
  */
-import { BLOCK_SIZE, blockLen, type BlocksResponse, type DeltaHeader, type DeltaOp } from "../protocol/delta.ts";
+import { BLOCK_SIZE, blockLen, type BlocksResponse, BlockSplitter, type DeltaHeader, type DeltaOp } from "../protocol/delta.ts";
 import type { Manifest } from "../protocol/manifest.ts";
 import { RELEASE_MANIFEST } from "../lib/paths.ts";
 import { readTarball } from "../lib/tarball.ts";
@@ -70,6 +70,7 @@ export async function planDelta(file: string, manifest: Manifest, base: BlocksRe
     await readTarball(unpacked(file), (e) => {
       if (e.path === RELEASE_MANIFEST) return e.skip();
       const list: DeltaOp[] = (ops[e.path] = []);
+      const splitter = new BlockSplitter();
       let block = new Uint8Array(BLOCK_SIZE);
       let filled = 0;
       let n = 0; // this block's index in the new file
@@ -101,15 +102,13 @@ export async function planDelta(file: string, manifest: Manifest, base: BlocksRe
         }
         filled = 0;
       };
-      e.onData((c) => {
-        for (let off = 0; off < c.byteLength; ) {
-          const take = Math.min(BLOCK_SIZE - filled, c.byteLength - off);
-          block.set(c.subarray(off, off + take), filled);
-          filled += take;
-          off += take;
-          if (filled === BLOCK_SIZE) flush();
-        }
-      });
+      e.onData((c) =>
+        splitter.split(c, (piece, ends) => {
+          block.set(piece, filled);
+          filled += piece.byteLength;
+          if (ends) flush();
+        }),
+      );
       e.onEnd(() => {
         if (filled > 0) flush();
       });
@@ -129,4 +128,25 @@ export async function planDelta(file: string, manifest: Manifest, base: BlocksRe
 export async function deltaBody(plan: DeltaPlan): Promise<Uint8Array> {
   const parts = [Buffer.from(`${JSON.stringify(plan.header)}\n`), ...plan.literals];
   return Bun.gzipSync(Buffer.concat(parts), { level: 6 });
+}
+
+/**
+ * Shared by every host of a push: one delta body per base index (null: send
+ * it whole). Keyed by the digest of the index a worker sent, not by the base
+ * id it names: one worker's poisoned index must not decide what its peers
+ * on the same base receive.
+ */
+export class DeltaSource {
+  private bodies = new Map<string, Promise<Uint8Array | null>>();
+  constructor(private file: string, private manifest: Manifest) {}
+
+  body(base: BlocksResponse): Promise<Uint8Array | null> {
+    const key = new Bun.CryptoHasher("sha256").update(JSON.stringify(base)).digest("hex");
+    let b = this.bodies.get(key);
+    if (!b) {
+      b = planDelta(this.file, this.manifest, base).then((p) => (p ? deltaBody(p) : null));
+      this.bodies.set(key, b);
+    }
+    return b;
+  }
 }

@@ -7,11 +7,13 @@ import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { type Manifest, type ManifestFile, Manifest as Schema, releaseId } from "../protocol/manifest.ts";
+import { type Manifest, type ManifestFile, manifestFor, parseManifest } from "../protocol/manifest.ts";
+import { SIGNATURE_FILE } from "../protocol/signature.ts";
 import { buildInfo } from "../lib/build-info.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
+import { timeouts } from "../lib/timeouts.ts";
 import { readTarball, writeTarball } from "../lib/tarball.ts";
 
 export interface Release {
@@ -37,7 +39,7 @@ export async function sha256File(path: string): Promise<string> {
 
 /** Asks an executable `version --json`; null when it cannot answer. */
 async function askVersion(file: string): Promise<z.infer<typeof VersionJson> | null> {
-  const r = await run([file, "version", "--json"], { timeoutMs: 15_000 });
+  const r = await run([file, "version", "--json"], { timeoutMs: timeouts.packAsk() });
   if (r.code !== 0) return null;
   try {
     return VersionJson.parse(JSON.parse(r.stdout));
@@ -53,6 +55,8 @@ export interface PackOptions {
   /** Used when the executable cannot be asked (cross-compiled) or to override. */
   info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target?: string };
   source?: string;
+  /** Makes signature.json for the manifest (core/release-sign.ts loadSigner().sign): the tarball is signed as it is written. */
+  sign?: (m: Manifest) => string;
 }
 
 export async function pack(o: PackOptions): Promise<Release> {
@@ -69,19 +73,16 @@ export async function pack(o: PackOptions): Promise<Release> {
     copyFileSync(file, exe);
     chmodSync(exe, 0o755);
     const files: ManifestFile[] = [{ path: RELEASE_BINARY, mode: "0755", size: statSync(exe).size, sha256: await sha256File(exe) }];
-    const manifest: Manifest = {
-      format: 1,
-      name: "decnet",
+    const manifest = manifestFor({
       version,
-      git: o.info?.git ?? asked?.git ?? { sha: "unknown", dirty: false },
-      built_at: o.info?.built_at ?? asked?.built_at ?? null,
+      git: o.info?.git ?? asked?.git,
+      built_at: o.info?.built_at ?? asked?.built_at,
       target: o.info?.target ?? asked?.target ?? `linux-${process.arch}`,
-      files,
-      id: releaseId(files),
-    };
+    }, files);
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    if (o.sign) writeFileSync(join(dir, SIGNATURE_FILE), o.sign(manifest));
     const out = resolve(o.out ?? `decnet-${version}-${manifest.id.slice(0, 12)}.tar.gz`);
-    await writeTarball(out, dir, [RELEASE_MANIFEST, RELEASE_BINARY]);
+    await writeTarball(out, dir, [RELEASE_MANIFEST, ...(o.sign ? [SIGNATURE_FILE] : []), RELEASE_BINARY]);
     return { file: out, manifest, size: statSync(out).size, source: o.source ?? `artifact ${o.file}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -106,7 +107,7 @@ export function findSourceTree(from = process.cwd()): string | null {
 const BuildJson = z.object({ out: z.string(), version: z.string(), sha: z.string(), dirty: z.boolean(), target: z.string(), built_at: z.string() });
 
 /** Builds the working tree (staged, unstaged and untracked alike) and packs it. */
-export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string }): Promise<Release> {
+export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string; sign?: PackOptions["sign"] }): Promise<Release> {
   const root = findSourceTree(o.cwd);
   if (!root) {
     throw usageError("no decnet source tree here to build", "run from a decnet checkout, or pass --artifact FILE or --self");
@@ -116,10 +117,10 @@ export async function buildRelease(o: { out?: string; target?: "linux-x64" | "li
     const exe = join(dir, "decnet");
     const bun = Bun.which("bun");
     if (!bun) throw new DecnetError("failed", "building the working tree needs bun on PATH", { hint: "npm install -g bun, or pass --artifact/--self" });
-    const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: 300_000, cwd: root });
+    const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
     if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
     const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
-    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}` });
+    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}`, sign: o.sign });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -154,10 +155,9 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
     if (e !== STOP) throw e instanceof DecnetError ? e : new DecnetError("failed", `${file} is not a release tarball: ${(e as Error).message}`);
   }
   if (text === null) throw new DecnetError("failed", `${file} has no ${RELEASE_MANIFEST}`);
-  const r = Schema.safeParse(JSON.parse(text));
-  if (!r.success) throw new DecnetError("failed", `${file}: invalid manifest: ${r.error.issues[0]?.message}`);
-  if (releaseId(r.data.files) !== r.data.id) throw new DecnetError("failed", `${file}: manifest id does not match its files`);
-  return r.data;
+  const r = parseManifest(text);
+  if (!r.ok) throw new DecnetError("failed", `${file}: ${r.problem}${r.issues ? ` (${r.issues[0]})` : ""}`);
+  return r.manifest;
 }
 
 /**

@@ -7,30 +7,32 @@
 import type { Server } from "bun";
 import { chmodSync, unlinkSync } from "node:fs";
 import type { z } from "zod";
+import type { BodyOf, QueryOf, ResponseOf, RouteSpec } from "../protocol/route.ts";
+import { routeKey } from "../protocol/route.ts";
 import { ERROR_STATUS, type ErrorBody, type ErrorCode, PROTOCOL_VERSION, VERSION_HEADER } from "../protocol/common.ts";
 import { DecnetError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 
-export interface Ctx<B = unknown, Q = unknown> {
+export interface Ctx<S extends RouteSpec = RouteSpec> {
   req: Request;
   url: URL;
-  body: B;
-  query: Q;
+  body: BodyOf<S>;
+  query: QueryOf<S>;
   server?: Server<undefined>;
 }
 
-export interface Route<B = unknown, Q = unknown> {
-  /** JSON body schema; a stream route (e.g. /update) reads ctx.req itself. */
-  body?: z.ZodType<B>;
-  query?: z.ZodType<Q>;
-  handle(ctx: Ctx<B, Q>): Promise<Response | object> | Response | object;
+type Answer<S extends RouteSpec> = ResponseOf<S> | Response;
+
+/** A route of the protocol (its spec) and what serves it. */
+export interface Route<S extends RouteSpec = RouteSpec> {
+  spec: S;
+  handle(ctx: Ctx<S>): Promise<Answer<S>> | Answer<S>;
 }
 
-/** Keys are "METHOD /path", kept sorted (a unit test checks). */
-export type Routes = Record<string, Route<any, any>>;
+export type Routes = Route<any>[];
 
-export function route<B = undefined, Q = undefined>(r: Route<B, Q>): Route<B, Q> {
-  return r;
+export function route<S extends RouteSpec>(spec: S, handle: Route<S>["handle"]): Route<S> {
+  return { spec, handle };
 }
 
 export function json(data: unknown, status = 200): Response {
@@ -48,33 +50,50 @@ function zodDetail(e: z.ZodError) {
 
 export type App = (req: Request, server?: Server<undefined>) => Promise<Response>;
 
+/**
+ * The route table as a fetch function. Everything, URL parsing included,
+ * runs inside the error boundary: a request that cannot be understood gets
+ * the error body, and nothing internal (paths, stacks, source) ever leaves.
+ */
 export function createApp(routes: Routes, log: Logger): App {
+  const table = new Map<string, Route<any>>();
+  for (const r of routes) {
+    const key = routeKey(r.spec);
+    if (table.has(key)) throw new Error(`two routes for ${key}`);
+    table.set(key, r);
+  }
   return async (req, server) => {
-    const url = new URL(req.url);
-    const key = `${req.method} ${url.pathname}`;
-    const r = routes[key];
+    let key = `${req.method} ?`;
     try {
+      let url: URL;
+      try {
+        url = new URL(req.url);
+      } catch {
+        return errorResponse("bad_request", "the request's URL or Host header cannot be parsed");
+      }
+      key = `${req.method} ${url.pathname}`;
+      const r = table.get(key);
       if (!r) {
-        const known = Object.keys(routes).some((k) => k.endsWith(` ${url.pathname}`));
+        const known = routes.some((x) => x.spec.path === url.pathname);
         return known
           ? errorResponse("method_not_allowed", `${req.method} is not allowed on ${url.pathname}`)
           : errorResponse("not_found", `no route ${url.pathname}`);
       }
       let body: unknown;
-      if (r.body) {
+      if (r.spec.body && r.spec.body !== "stream") {
         let raw: unknown;
         try {
           raw = await req.json();
         } catch {
           return errorResponse("bad_request", "request body is not JSON");
         }
-        const parsed = r.body.safeParse(raw);
+        const parsed = r.spec.body.safeParse(raw);
         if (!parsed.success) return errorResponse("bad_request", "invalid request body", zodDetail(parsed.error));
         body = parsed.data;
       }
       let query: unknown;
-      if (r.query) {
-        const parsed = r.query.safeParse(Object.fromEntries(url.searchParams));
+      if (r.spec.query) {
+        const parsed = r.spec.query.safeParse(Object.fromEntries(url.searchParams));
         if (!parsed.success) return errorResponse("bad_request", "invalid query", zodDetail(parsed.error));
         query = parsed.data;
       }
@@ -94,7 +113,7 @@ export interface ListenOptions {
   app: App;
   hostname: string;
   port: number;
-  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true };
+  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true; ciphers: string };
   maxRequestBodySize?: number;
   /** Seconds a connection may sit idle; long handlers lift it per request. */
   idleTimeout?: number;
@@ -108,6 +127,8 @@ export function listen(o: ListenOptions): Server<undefined> {
       tls: o.tls,
       maxRequestBodySize: o.maxRequestBodySize ?? 1024 * 1024,
       idleTimeout: o.idleTimeout ?? 30,
+      // Never Bun's development error page: it carries paths and source.
+      development: false,
       fetch: (req, server) => o.app(req, server),
     });
   } catch (e) {
@@ -125,7 +146,7 @@ export function listenUnix(path: string, app: App): Server<undefined> {
   try { unlinkSync(path); } catch {} // a stale socket from a killed daemon
   const old = process.umask(0o177);
   try {
-    return Bun.serve({ unix: path, fetch: (req, server) => app(req, server) });
+    return Bun.serve({ unix: path, development: false, fetch: (req, server) => app(req, server) });
   } catch (e) {
     throw new DecnetError("failed", `cannot listen on ${path}: ${(e as Error).message}`, { cause: e });
   } finally {

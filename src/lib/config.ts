@@ -4,7 +4,7 @@
  */
 import { resolve } from "node:path";
 import { z } from "zod";
-import { env } from "./env.ts";
+import { env, envSnapshot } from "./env.ts";
 import { DecnetError } from "./errors.ts";
 import { homePaths } from "./paths.ts";
 
@@ -71,4 +71,33 @@ export function resolveUpdaterConfig(f: Flags): ResolvedUpdaterConfig {
     maxUploadBytes: env("DECNET_MAX_UPLOAD_BYTES") ?? 512 * 1024 * 1024,
     keepReleases: env("DECNET_KEEP_RELEASES") ?? 3,
   }, "updater");
+}
+
+/**
+ * The agent's command line, as the updater starts it: on the updater's own
+ * address and the agent port (install.sh's agent unit mirrors this).
+ */
+export function agentArgv(cfg: Pick<ResolvedUpdaterConfig, "host" | "agentPort" | "agentDir" | "installDir">): string[] {
+  return ["agent", "--host", cfg.host, "--port", String(cfg.agentPort), "--agent-dir", cfg.agentDir, "--install-dir", cfg.installDir];
+}
+
+/** The updater's command line, rebuilt from its resolved configuration (install.sh's updater unit mirrors this). */
+export function updaterArgv(cfg: ResolvedUpdaterConfig): string[] {
+  return [
+    "updater", "--host", cfg.host, "--port", String(cfg.port), "--updater-dir", cfg.updaterDir,
+    "--install-dir", cfg.installDir, "--agent-dir", cfg.agentDir, "--agent-port", String(cfg.agentPort),
+    "--agent-supervisor", cfg.agentSupervisor,
+  ];
+}
+
+/** The same configuration in the environment, for a re-executed updater (DESIGN §5). */
+export function updaterEnv(cfg: ResolvedUpdaterConfig): Record<string, string> {
+  return envSnapshot({
+    DECNET_UPDATER_HOST: cfg.host,
+    DECNET_UPDATER_PORT: String(cfg.port),
+    DECNET_UPDATER_BUNDLE_DIR: cfg.updaterDir,
+    DECNET_UPDATER_INSTALL_DIR: cfg.installDir,
+    DECNET_UPDATER_AGENT_DIR: cfg.agentDir,
+    DECNET_AGENT_PORT: String(cfg.agentPort),
+  });
 }

@@ -45,7 +45,7 @@ export async function daemonize(o: DaemonizeOptions): Promise<number> {
       throw new DecnetError("failed", `daemon exited at start (${child.exitCode ?? child.signalCode}); log ${o.logFile}:\n${logTail(o.logFile)}`);
     }
     try {
-      const h = await localHealth(o.sock, 1000);
+      const h = await localHealth(o.sock, timeouts.localHealth());
       if (h.pid === child.pid) return child.pid;
     } catch {}
     await Bun.sleep(wait);

@@ -12,6 +12,22 @@ import { err } from "./stdio.ts";
 
 export type Logger = Pick<ConsolaInstance, "info" | "warn" | "error" | "debug" | "success">;
 
+/**
+ * One value of a log line. An error is its name, code, message and hint —
+ * Bun.inspect of an error in a compiled binary prints kilobytes of bundled
+ * source; its stack only with DECNET_DEBUG=1.
+ */
+function show(a: unknown): string {
+  if (typeof a === "string") return a;
+  if (a instanceof Error) {
+    const x = a as Error & { code?: unknown; hint?: unknown };
+    const code = typeof x.code === "string" ? ` [${x.code}]` : "";
+    const hint = typeof x.hint === "string" ? ` — ${x.hint}` : "";
+    return `${x.name}${code}: ${x.message}${hint}${env("DECNET_DEBUG") && x.stack ? `\n${x.stack}` : ""}`;
+  }
+  return Bun.inspect(a);
+}
+
 /** syslog priorities (sd-daemon(3)) for consola's entry types; anything else is info. */
 const PRIORITY: Record<string, number> = { fatal: 2, error: 3, fail: 3, warn: 4, debug: 7, trace: 7, verbose: 7 };
 
@@ -50,7 +66,7 @@ export function createLogger(role: string): Logger {
     reporters: [
       {
         log(obj) {
-          const text = obj.args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ");
+          const text = obj.args.map(show).join(" ");
           err(formatEntry({ date: obj.date, role, type: obj.type, text, journal }));
         },
       },

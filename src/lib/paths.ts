@@ -26,12 +26,35 @@ export function homePaths(home = decnetHome()) {
     caDir: ca,
     caCrt: join(ca, "ca.crt"),
     caKey: join(ca, "ca.key"),
+    /** The CRL the master signs and pushes (core/crl.ts). */
+    crl: join(ca, "crl.pem"),
     master: bundlePaths(master, "worker"),
+    /** rotate-master builds the new identity here, then renames it over `master`. */
+    masterNext: join(ca, "master.next"),
+    masterOld: join(ca, "master.old"),
     db: join(home, "swarm.db"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
+    trust: trustPaths(join(home, "trust")),
   };
 }
+
+/** The master's trust dir (DESIGN §11): the root key (meant to go offline), a signing key, trust.json. */
+export function trustPaths(dir: string) {
+  const d = resolve(dir);
+  return {
+    dir: d,
+    rootKey: join(d, "root.key"),
+    signingKey: join(d, "signing.key"),
+    doc: join(d, "trust.json"),
+    /** Every version written, kept so a worker that missed a root rotation can be walked through it. */
+    historyDir: join(d, "history"),
+    history: (version: number) => join(d, "history", `trust-${version}.json`),
+    /** Where `trust add-signer` puts a new signing key unless told otherwise. */
+    signerKey: (id: string) => join(d, `signing-${id}.key`),
+  };
+}
+export type TrustPaths = ReturnType<typeof trustPaths>;
 
 export type BundleRole = "worker" | "updater";
 
@@ -42,9 +65,28 @@ export function bundlePaths(dir: string, role: BundleRole) {
     ca: join(resolve(dir), "ca.crt"),
     crt: join(resolve(dir), `${role}.crt`),
     key: join(resolve(dir), `${role}.key`),
+    /** The CRL a daemon enforces, kept beside its certificate. */
+    crl: join(resolve(dir), "crl.pem"),
   };
 }
 export type BundlePaths = ReturnType<typeof bundlePaths>;
+
+/**
+ * A joining worker's keys, CSRs and join-listener certificate (one 0600 file
+ * written atomically), kept until the join completes so a restarted updater
+ * offers the same keys again.
+ */
+export function joinPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "join");
+  return { dir, material: join(dir, "material.json") };
+}
+export type JoinPaths = ReturnType<typeof joinPaths>;
+
+/** A renewal's new keys and CSRs (one 0600 file), kept from /renew/csr until /renew/install. */
+export function renewPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "renew");
+  return { dir, material: join(dir, "material.json") };
+}
 
 /** The slots of one release set: the agent's, or the updater's own. */
 function slotPaths(root: string) {
@@ -56,9 +98,13 @@ function slotPaths(root: string) {
     releases,
     release: (id: string) => join(releases, id),
     staging: (tag: string) => join(releases, `.staging-${tag}`),
-    /** The files of the last pruned release, rewritten in place by the next delta (slots.ts). */
+    /** The files of the last pruned release, rewritten in place by the next delta (spare.ts). */
     spare: join(releases, ".spare"),
+    /** The spare's block index, moved in with it. */
+    spareIndex: join(releases, ".spare", "blocks.json"),
     stateJson: join(root, "state.json"),
+    /** Status and install time of each release (history.ts). */
+    history: join(root, "history.json"),
     /** Block indexes of releases, for delta pushes; outside the immutable release dirs. */
     blocksDir: join(root, "blocks"),
     blocks: (id: string) => join(root, "blocks", `${id}.json`),

@@ -16,6 +16,32 @@ export function procState(pid: number): string | null {
   }
 }
 
+/**
+ * When a process started (clock ticks since boot, /proc/<pid>/stat field
+ * 22): with the pid, the identity of one process — a pid the kernel hands
+ * out again gets another start time.
+ */
+export function startTime(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const t = Number(fields[19]); // field 22 overall; fields after comm start at 3
+    return Number.isFinite(t) ? t : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The effective uid of a process, or null when there is no such process. */
+export function uidOf(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Alive means it exists and is neither a zombie nor dead. */
 export function isAlive(pid: number): boolean {
   const s = procState(pid);

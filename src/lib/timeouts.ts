@@ -31,4 +31,22 @@ export const timeouts = {
   selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 30_000),
   /** --daemon: how long to wait for the detached daemon to answer. DECNET_DAEMON_START_TIMEOUT_MS. */
   daemonStart: () => ms("DECNET_DAEMON_START_TIMEOUT_MS", 15_000),
+  /** Updater: an upload that sends nothing for this long is dropped. */
+  uploadStall: () => 60_000,
+  /** Updater: after the stop grace, how long the agent port may stay held before a stop fails. */
+  portRelease: () => timeouts.stop() + 5_000,
+  /** Updater: one systemctl call (a restart includes the unit's own stop timeout). */
+  systemctl: () => timeouts.stop() + 5_000,
+  /** Updater: a local /health over a unix socket (agent.sock, updater.sock). */
+  localHealth: () => 1_000,
+  /** Updater: /health's own look at the agent; short, /health must stay quick. */
+  healthAgent: () => 500,
+  /** Updater: the 202 of /update-self gets this long on the wire before the re-exec. */
+  reexecDelay: () => 200,
+  /** Agent: one `docker compose` call. */
+  compose: () => 300_000,
+  /** Master: `version --json` of an executable being packed. */
+  packAsk: () => 15_000,
+  /** Master: `bun build.ts` of the working tree. */
+  build: () => 300_000,
 } as const;

@@ -1,5 +1,6 @@
-/** Agent routes (DESIGN §6): request and response shapes. */
+/** Agent routes (DESIGN §6): the route table, request and response shapes. */
 import { z } from "zod";
+import { defineRoute } from "./route.ts";
 
 export const AgentHealth = z.object({
   status: z.literal("ok"),
@@ -29,3 +30,14 @@ export const DeployRequest = z.object({
   compose: z.string().min(1).max(1024 * 1024),
 });
 export const TeardownRequest = z.object({ project: ProjectName });
+
+/** What /deploy and /teardown answer: compose's own output. */
+export const ComposeResult = z.object({ project: ProjectName, action: z.enum(["up", "down"]), stdout: z.string(), stderr: z.string() });
+
+/** The agent's routes, sorted by key; daemons/agent/routes.ts serves exactly these. */
+export const agentApi = {
+  health: defineRoute({ method: "GET", path: "/health", response: AgentHealth }),
+  status: defineRoute({ method: "GET", path: "/status", response: AgentStatus }),
+  deploy: defineRoute({ method: "POST", path: "/deploy", body: DeployRequest, response: ComposeResult }),
+  teardown: defineRoute({ method: "POST", path: "/teardown", body: TeardownRequest, response: ComposeResult }),
+} as const;

@@ -5,8 +5,13 @@
 import { z } from "zod";
 
 /**
- * Bumped when a route's shape changes incompatibly.
- * 1 (2026-11-28): first version — /health, /status, /releases, /update, /rollback.
+ * Bumped when a route's shape changes incompatibly; additions that an older
+ * peer can ignore (zod drops unknown keys) keep the number.
+ * 1 (2026-11-28): first version — /health, /status, /releases, /update, /rollback, /update-self.
+ * 1 (2026-11-28, additive): GET /blocks?release=, POST /update?delta= (delta format 1).
+ * 1 (2026-11-29, additive): GET /blocks?slot=updater, POST /update-self?delta=.
+ * 1 (2026-12-02, additive): /update, /update-self and /rollback answers carry `install`
+ *   (what the install did, as data); routes defined once in protocol/ (route.ts).
  */
 export const PROTOCOL_VERSION = 1;
 export const VERSION_HEADER = "x-decnet-protocol";
@@ -15,12 +20,25 @@ export const VERSION_HEADER = "x-decnet-protocol";
 export const ERROR_STATUS = {
   bad_request: 400,
   bad_archive: 400,
+  bad_certificate: 400,
   confirm_required: 400,
+  join_refused: 403,
+  ca_mismatch: 403,
+  // A release or trust document refused under the worker's trust document (DESIGN §11).
+  unsigned: 403,
+  bad_signature: 403,
+  untrusted_signer: 403,
+  below_floor: 403,
+  downgrade: 403,
   not_found: 404,
   no_previous: 404,
   method_not_allowed: 405,
   rolled_back: 409,
   unhealthy: 409,
+  release_damaged: 409,
+  stale_crl: 409,
+  token_used: 409,
+  token_expired: 410,
   delta_unavailable: 412,
   too_large: 413,
   busy: 423,

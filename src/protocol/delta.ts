@@ -6,7 +6,7 @@
  * the literals, in order.
  */
 import { z } from "zod";
-import { Manifest, ReleasePath } from "./manifest.ts";
+import { Manifest, ReleaseId, ReleasePath } from "./manifest.ts";
 
 /**
  * 16 KiB: measured on a compiled decnet, a one-line app change touches 24
@@ -37,7 +37,7 @@ export type DeltaOp = z.infer<typeof DeltaOp>;
 
 export const DeltaHeader = z.object({
   format: z.literal(1),
-  base: z.string().regex(/^[0-9a-f]{64}$/),
+  base: ReleaseId,
   block_size: z.number().int().positive(),
   manifest: Manifest,
   /** Ops per file path, for every file of the manifest. */
@@ -45,28 +45,51 @@ export const DeltaHeader = z.object({
 });
 export type DeltaHeader = z.infer<typeof DeltaHeader>;
 
+/**
+ * Splits a byte stream at block boundaries, without copying: each piece lies
+ * inside one block, and `ends` says it completes that block. The one
+ * chunker of master (planning a delta) and worker (indexing a release).
+ */
+export class BlockSplitter {
+  private filled = 0;
+  constructor(private size = BLOCK_SIZE) {}
+
+  split(chunk: Uint8Array, fn: (piece: Uint8Array, ends: boolean) => void): void {
+    for (let off = 0; off < chunk.byteLength; ) {
+      const take = Math.min(this.size - this.filled, chunk.byteLength - off);
+      this.filled += take;
+      const ends = this.filled === this.size;
+      if (ends) this.filled = 0;
+      fn(chunk.subarray(off, off + take), ends);
+      off += take;
+    }
+  }
+
+  /** Bytes of the block not yet complete (a final short block, at the end). */
+  get pending(): number {
+    return this.filled;
+  }
+}
+
 /** Block digests of a byte stream, computed as it is read. */
 export class BlockHasher {
   private block = new Bun.CryptoHasher("sha256");
-  private filled = 0;
+  private splitter: BlockSplitter;
   private digests: Uint8Array[] = [];
-  constructor(private size = BLOCK_SIZE) {}
+  constructor(size = BLOCK_SIZE) {
+    this.splitter = new BlockSplitter(size);
+  }
 
   update(chunk: Uint8Array): void {
-    let off = 0;
-    while (off < chunk.byteLength) {
-      const take = Math.min(this.size - this.filled, chunk.byteLength - off);
-      this.block.update(chunk.subarray(off, off + take));
-      this.filled += take;
-      off += take;
-      if (this.filled === this.size) this.flush();
-    }
+    this.splitter.split(chunk, (piece, ends) => {
+      this.block.update(piece);
+      if (ends) this.flush();
+    });
   }
 
   private flush(): void {
     this.digests.push(new Uint8Array(this.block.digest()));
     this.block = new Bun.CryptoHasher("sha256");
-    this.filled = 0;
   }
 
   /**
@@ -74,13 +97,13 @@ export class BlockHasher {
    * index was recorded when it was verified). Only at a block boundary.
    */
   append(digests: Uint8Array): void {
-    if (this.filled !== 0) throw new Error("BlockHasher.append off a block boundary");
+    if (this.splitter.pending !== 0) throw new Error("BlockHasher.append off a block boundary");
     this.digests.push(digests);
   }
 
   /** All digests, 32 bytes each; a final partial block counts as a block. */
   finish(): Uint8Array {
-    if (this.filled > 0) this.flush();
+    if (this.splitter.pending > 0) this.flush();
     return Buffer.concat(this.digests);
   }
 }

@@ -1,6 +1,9 @@
-/** Updater routes (DESIGN §5): response shapes and the 409 detail. */
+/** Updater routes (DESIGN §5): the route table, response shapes and the 409 detail. */
 import { z } from "zod";
 import { ProbeTranscript } from "./common.ts";
+import { BlocksResponse } from "./delta.ts";
+import { ReleaseId } from "./manifest.ts";
+import { defineRoute } from "./route.ts";
 
 export const UpdaterHealth = z.object({
   status: z.literal("ok"),
@@ -13,7 +16,8 @@ export const UpdaterHealth = z.object({
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 
-export const ReleaseStatus = z.enum(["good", "failed", "unknown"]);
+/** damaged: no longer what was verified at install (refused as a rollback target, never run again). */
+export const ReleaseStatus = z.enum(["good", "failed", "unknown", "damaged"]);
 
 export const ReleaseInfo = z.object({
   id: z.string(),
@@ -35,13 +39,35 @@ export type ReleasesResponse = z.infer<typeof ReleasesResponse>;
 
 export const ReleaseRef = z.object({ id: z.string(), version: z.string() });
 
-/** 200 from /update and /rollback. */
+const count = z.number().int().nonnegative();
+
+/**
+ * What an install did, as data (the master's row and the bench read these):
+ * how the release came, what the worker wrote, and where the time went.
+ */
+export const InstallReport = z.object({
+  mode: z.enum(["full", "delta"]),
+  /** Body bytes on the wire. */
+  bytes_received: count,
+  /** Release bytes written into staging. */
+  bytes_written: count,
+  /** Bytes of a delta already in place in the spare's file (not written). */
+  bytes_in_place: count,
+  /** Bytes of unchanged prefix whose hashing resumed from the base's state. */
+  bytes_resumed: count,
+  ms: z.object({ stage: count, check: count, switch: count, probe: count }),
+});
+export type InstallReport = z.infer<typeof InstallReport>;
+
+/** 200 from /update and /rollback (202 from /update-self). */
 export const SwitchResponse = z.object({
   status: z.enum(["updated", "unchanged", "rolled-back"]),
   release: ReleaseRef,
   previous: z.string().nullable(),
   agent_pid: z.number().int().nullable(),
   transcript: ProbeTranscript.nullable(),
+  /** Absent from updaters older than protocol 2, null for a rollback. */
+  install: InstallReport.nullable().optional(),
 });
 export type SwitchResponse = z.infer<typeof SwitchResponse>;
 
@@ -54,3 +80,33 @@ export const RolledBackDetail = z.object({
 });
 export type RolledBackDetail = z.infer<typeof RolledBackDetail>;
 
+
+/** The release set a route acts on: the agent's (default) or the updater's own. */
+export const Slot = z.enum(["agent", "updater"]);
+export type Slot = z.infer<typeof Slot>;
+
+/** Uploads: a whole release tarball, or with `delta` one against that base release. */
+const DeltaQuery = { delta: ReleaseId.optional() };
+
+/** The updater's routes, sorted by key; daemons/updater/routes.ts serves exactly these. */
+export const updaterApi = {
+  blocks: defineRoute({
+    method: "GET",
+    path: "/blocks",
+    query: z.object({ release: ReleaseId, slot: Slot.default("agent") }),
+    response: BlocksResponse,
+    // A 2 GiB release (the most the updater takes) is 131,072 digests: ~5.6 MB in base64.
+    answerLimit: 8 * 1024 * 1024,
+  }),
+  health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
+  releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
+  rollback: defineRoute({ method: "POST", path: "/rollback", response: SwitchResponse }),
+  update: defineRoute({ method: "POST", path: "/update", query: z.object(DeltaQuery), body: "stream", response: SwitchResponse }),
+  updateSelf: defineRoute({
+    method: "POST",
+    path: "/update-self",
+    query: z.object({ confirm_self: z.literal("true", { message: "add ?confirm_self=true: a self-update has no automatic rollback" }), ...DeltaQuery }),
+    body: "stream",
+    response: SwitchResponse,
+  }),
+} as const;

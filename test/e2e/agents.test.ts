@@ -3,19 +3,13 @@
  * a --daemon agent (which detached) really replaced, and another worker's
  * agent on the same machine left alone.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { Fleet, release } from "../fleet/harness.ts";
+import { release } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { isAlive, listeningInodes, pidsHoldingSockets } from "../../src/lib/procfs.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 3 });
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+const fleet = useFleet({ workers: 3 });
 
 const holders = (address: string) => pidsHoldingSockets(listeningInodes(address, 8765)).filter(isAlive);
 

@@ -3,27 +3,33 @@
  * compiled binary run as an operator would, bad usage exiting 2 with one
  * line, failures exiting 1 with one line and never a stack trace.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { expect, test } from "bun:test";
+import { mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { commands } from "../../src/cli/index.ts";
 import type { releaseCommands } from "../../src/cli/release/index.ts";
 import type { swarmCommands } from "../../src/cli/swarm/index.ts";
-import { Fleet, FIXTURES, ROOT, type CliResult } from "../fleet/harness.ts";
-
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
+import type { trustCommands } from "../../src/cli/trust/index.ts";
+import { FIXTURES, ROOT, type CliResult } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
 type CommandName =
-  | Exclude<keyof typeof commands, "swarm" | "release">
+  | Exclude<keyof typeof commands, "swarm" | "release" | "trust">
   | `swarm ${keyof typeof swarmCommands}`
-  | `release ${keyof typeof releaseCommands}`;
+  | `release ${keyof typeof releaseCommands}`
+  | `trust ${keyof typeof trustCommands}`;
 
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1 });
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+const fleet = useFleet({ workers: 1 });
+
+/** A fresh trust dir made by `trust init`, with its signing key's id. */
+async function trustDir(name: string): Promise<{ dir: string; signer: string }> {
+  const dir = join(fleet.root, "trust", name);
+  const r = await fleet.cli(["trust", "init", "--dir", dir]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return { dir, signer: /signing key ([0-9a-f]{16})/.exec(r.stdout)![1]! };
+}
+const showJson = async (dir: string) => JSON.parse((await fleet.cli(["trust", "show", "--dir", dir, "--json"])).stdout);
+const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
 
 /** One line on stderr, no stack frames. */
 const oneLine = (r: CliResult) => r.stderr.trim().split("\n").length === 1 && !/\n\s+at |\.ts:\d+/.test(r.stderr);
@@ -78,6 +84,15 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["swarm", "releases", "--host", "w1"]);
     expect({ code: r.code, oneLine: oneLine(r), cause: r.stderr.includes("decnet updater --daemon") }).toEqual({ code: 1, oneLine: true, cause: true });
   },
+  async "swarm operator"() {
+    const r = await fleet.cli(["swarm", "operator", "revoke", "ghost"]);
+    expect({ code: r.code, line: r.stderr }).toEqual({ code: 2, line: "decnet: no operator named ghost — operators are added with `decnet swarm operator add NAME --out DIR`\n" });
+  },
+  async "swarm rotate-master"() {
+    // Its own home: the rest of this file keeps the fleet's master identity.
+    const r = await fleet.cli(["swarm", "rotate-master"], { env: { DECNET_HOME: join(fleet.root, "home-rotate") } });
+    expect({ code: r.code, says: /^new master identity: serial [0-9a-f]{32}, valid until /.test(r.stdout) }).toEqual({ code: 0, says: true });
+  },
   async "release build"() {
     const out = join(fleet.root, "built.tar.gz");
     const r = await fleet.cli(["release", "build", "--out", out], { cwd: ROOT });
@@ -95,6 +110,77 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     writeFileSync(join(dir, "id.txt"), `${f.sha256} ${f.mode} ${f.size} ${f.path}\n`);
     const byHand = (await Bun.$`sha256sum ${join(dir, "id.txt")}`.quiet()).stdout.toString().slice(0, 64);
     expect({ code: r.code, version: manifest.version, id: manifest.id }).toEqual({ code: 0, version: "agent-silent", id: byHand });
+  },
+  async "release sign"() {
+    const { dir, signer } = await trustDir("sign");
+    const file = join(fleet.root, "pack", "to-sign.tgz");
+    mkdirSync(join(fleet.root, "pack"), { recursive: true });
+    await fleet.cli(["release", "pack", join(FIXTURES, "agent-silent.sh"), "--version", "0.1.0", "--out", file]);
+    const idBefore = JSON.parse((await Bun.$`tar xzOf ${file} manifest.json`.quiet()).stdout.toString()).id;
+    const r = await fleet.cli(["release", "sign", file, "--trust-dir", dir]);
+    const sig = JSON.parse((await Bun.$`tar xzOf ${file} signature.json`.quiet()).stdout.toString());
+    expect({
+      code: r.code,
+      entries: (await Bun.$`tar tzf ${file}`.quiet()).stdout.toString(),
+      id: JSON.parse((await Bun.$`tar xzOf ${file} manifest.json`.quiet()).stdout.toString()).id,
+      covers: sig.release,
+      signer: sig.signer.id,
+    }).toEqual({ code: 0, entries: "manifest.json\nsignature.json\ndecnet\n", id: idBefore, covers: { id: idBefore, version: "0.1.0", target: "linux-x64" }, signer });
+  },
+  async "trust init"() {
+    const dir = join(fleet.root, "trust", "init");
+    const r = await fleet.cli(["trust", "init", "--dir", dir]);
+    const again = await fleet.cli(["trust", "init", "--dir", dir]);
+    expect({
+      code: r.code,
+      fingerprint: /^root key fingerprint [0-9a-f]{64} \(id [0-9a-f]{16}\)$/m.test(r.stdout),
+      modes: ["", "/root.key", "/signing.key", "/trust.json"].map((f) => mode(dir + f)),
+      again: { code: again.code, oneLine: oneLine(again) },
+    }).toEqual({ code: 0, fingerprint: true, modes: ["700", "600", "600", "644"], again: { code: 2, oneLine: true } });
+  },
+  async "trust show"() {
+    const { dir, signer } = await trustDir("show");
+    const v = await showJson(dir);
+    const missing = await fleet.cli(["trust", "show", "--dir", join(dir, "nowhere")]);
+    expect({ version: v.version, signers: v.signers.map((s: { id: string }) => s.id), revoked: v.revoked, floor: v.floor, missing: { code: missing.code, names: missing.stderr.includes(join(dir, "nowhere", "trust.json")) } }).toEqual({
+      version: 1,
+      signers: [signer],
+      revoked: [],
+      floor: null,
+      missing: { code: 1, names: true },
+    });
+  },
+  async "trust add-signer"() {
+    const { dir } = await trustDir("add");
+    renameSync(join(dir, "root.key"), join(fleet.root, "trust", "add-root.key"));
+    const offline = await fleet.cli(["trust", "add-signer", "--dir", dir]);
+    const r = await fleet.cli(["trust", "add-signer", "--dir", dir, "--root-key", join(fleet.root, "trust", "add-root.key"), "--out", join(dir, "ci.key")]);
+    expect({ offline: { code: offline.code, line: offline.stderr }, code: r.code, mode: mode(join(dir, "ci.key")), version: (await showJson(dir)).version }).toEqual({
+      offline: { code: 2, line: "decnet: the root key is offline: pass --root-key FILE\n" },
+      code: 0,
+      mode: "600",
+      version: 2,
+    });
+  },
+  async "trust revoke-signer"() {
+    const { dir, signer } = await trustDir("revoke");
+    const r = await fleet.cli(["trust", "revoke-signer", signer, "--dir", dir]);
+    const v = await showJson(dir);
+    expect({ code: r.code, signers: v.signers, revoked: v.revoked }).toEqual({ code: 0, signers: [], revoked: [signer] });
+  },
+  async "trust floor"() {
+    const { dir } = await trustDir("floor");
+    const r = await fleet.cli(["trust", "floor", "0.2.0", "--dir", dir]);
+    const bad = await fleet.cli(["trust", "floor", "latest", "--dir", dir]);
+    expect({ code: r.code, floor: (await showJson(dir)).floor, bad: { code: bad.code, oneLine: oneLine(bad) } }).toEqual({ code: 0, floor: "0.2.0", bad: { code: 2, oneLine: true } });
+  },
+  async "trust rotate-root"() {
+    const { dir } = await trustDir("rotate");
+    const out = join(fleet.root, "trust", "rotate-new-root.key");
+    const r = await fleet.cli(["trust", "rotate-root", "--dir", dir, "--new-root-out", out]);
+    const newId = /replaced by ([0-9a-f]{16})/.exec(r.stdout)?.[1];
+    const v = await showJson(dir);
+    expect({ code: r.code, mode: mode(out), roots: v.roots.map((x: { id: string }) => x.id), version: v.version }).toEqual({ code: 0, mode: "600", roots: [newId], version: 2 });
   },
 };
 

@@ -3,27 +3,21 @@
  * its spare: after a restart the worker is on the old release with a healthy
  * agent, no staging, no stray agent, and takes the next push.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { deltaBody, planDelta } from "../../src/core/delta.ts";
 import { BlocksResponse } from "../../src/protocol/delta.ts";
 import { Manifest } from "../../src/protocol/manifest.ts";
-import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
+import { release, until, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2, env: { DECNET_PROBE_TIMEOUT_MS: "20000" }, start: ["w1"] });
 let w: Worker;
-
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2, env: { DECNET_PROBE_TIMEOUT_MS: "20000" } });
   w = fleet.worker("w1");
-  await fleet.startUpdater(w);
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 const updaterPid = () => Number(readFileSync(w.paths.updater.pid, "utf8"));
 /** Every `agent` process of this worker, by argv (the fixture runs under /bin/sh). */

@@ -6,30 +6,25 @@
  * holds the base's bytes), and hostile delta bodies are refused like hostile
  * tarballs.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { appendFileSync, existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
+import { release, until, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { manifest, SCRIPT, sha256 } from "../fixtures/tar.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2, start: ["w1"] });
 let w: Worker;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
+beforeAll(() => {
   w = fleet.worker("w1");
-  await fleet.startUpdater(w);
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+});
 
 async function push(file: string, extra: string[] = [], host = "w1") {
-  const r = await fleet.cli(["swarm", "update", "--host", host, "--artifact", file, "--json", ...extra]);
-  const h = JSON.parse(r.stdout).hosts[0] as { agent: string; detail: string; bytes_sent: number };
-  return { code: r.code, agent: h.agent, detail: h.detail, bytes: h.bytes_sent };
+  const r = await fleet.update(["--host", host, "--artifact", file, ...extra]);
+  const h = r.row();
+  return { code: r.code, agent: h.agent, transfer: h.transfer, install: h.install, bytes: h.bytes_sent };
 }
 
 const updaterLog = () => readFileSync(w.paths.updater.log, "utf8");
@@ -40,18 +35,21 @@ test("first push full, second a delta of the changed blocks, --full sends everyt
   const size1 = Bun.file(v1.file).size;
   const size2 = Bun.file(v2.file).size;
   const first = await push(v1.file);
-  const logBefore = updaterLog().length;
   const second = await push(v2.file);
-  // The binaries differ only near their end: the updater resumed hashing there.
-  const resumed = /resumed hashing after (\d+) MiB/.exec(updaterLog().slice(logBefore));
   const agent = (await fleet.health(w)).agent.release;
   const full = await push(v1.file, ["--full"]);
   expect({
-    first: [first.code, first.agent, first.bytes === size1, first.detail.endsWith("full (no release there yet)")],
-    second: [second.code, second.agent, second.bytes < size2 * 0.02, /delta \d+ kB against [0-9a-f]{12}$/.test(second.detail), agent === v2.id],
-    resumedMostOfIt: Number(resumed?.[1]) * 2 ** 20 > 0.9 * statSync(`${w.paths.release(v2.id)}/decnet`).size,
-    full: [full.code, full.agent, full.bytes === size1, full.detail.endsWith(", full")],
-  }).toEqual({ first: [0, "updated", true, true], second: [0, "updated", true, true, true], resumedMostOfIt: true, full: [0, "updated", true, true] });
+    first: [first.code, first.agent, first.transfer],
+    second: [second.code, second.agent, second.transfer?.mode, second.transfer?.base, second.bytes < size2 * 0.02, second.bytes === second.transfer?.bytes, agent === v2.id],
+    // The binaries differ only near their end: the updater resumed hashing there.
+    resumedMostOfIt: second.install!.bytes_resumed > 0.9 * statSync(`${w.paths.release(v2.id)}/decnet`).size,
+    full: [full.code, full.agent, full.transfer],
+  }).toEqual({
+    first: [0, "updated", { mode: "full", bytes: size1 }],
+    second: [0, "updated", "delta", v1.id, true, true, true],
+    resumedMostOfIt: true,
+    full: [0, "updated", { mode: "full", bytes: size1 }],
+  });
 });
 
 /**
@@ -82,7 +80,7 @@ test("a worker that cannot rebuild from the delta gets the whole release, and th
   // After a restart there are no resume points: the start-up rehash reports
   // the damage, and the delta's whole-file sha256 catches it.
   repair = damageCurrent(1000);
-  process.kill(Number(readFileSync(w.paths.updater.pid, "utf8")), "SIGTERM");
+  process.kill(fleet.pid(w, "updater"), "SIGTERM");
   await until(() => !existsSync(w.paths.updater.pid), "the updater to stop");
   const logBefore = updaterLog().length;
   await fleet.startUpdater(w);
@@ -90,9 +88,14 @@ test("a worker that cannot rebuild from the delta gets the whole release, and th
   const rehashed = await push(v1.file);
   repair();
   expect({
-    prefix: [prefix.code, prefix.agent, prefix.bytes === Bun.file(v2.file).size, /full \(delta refused: base file decnet has changed on disk since it was installed/.test(prefix.detail)],
-    rehashed: [rehashed.code, rehashed.agent, rehashed.bytes === Bun.file(v1.file).size, /full \(delta refused: sha256 mismatch for decnet/.test(rehashed.detail)],
-  }).toEqual({ prefix: [0, "updated", true, true], rehashed: [0, "updated", true, true] });
+    // crc32s of the prefix catch it: the base cannot serve.
+    prefix: [prefix.code, prefix.agent, prefix.transfer],
+    // The whole-file sha256 catches it: the rebuilt release is refused.
+    rehashed: [rehashed.code, rehashed.agent, rehashed.transfer],
+  }).toEqual({
+    prefix: [0, "updated", { mode: "full", bytes: Bun.file(v2.file).size, fallback: "delta_unavailable" }],
+    rehashed: [0, "updated", { mode: "full", bytes: Bun.file(v1.file).size, fallback: "bad_archive" }],
+  });
 });
 
 test("pushing a kept release again replaces a copy damaged on disk", async () => {
@@ -114,21 +117,18 @@ test("a pruned release is kept as a spare and rewritten in place, only where it 
   // keep 1: each update past the second prunes one release, which becomes the spare.
   await fleet.startUpdater(w2, { DECNET_KEEP_RELEASES: "1" });
   const [v1, v2, v3, v4] = [await release("v1"), await release("v2"), await release("v3"), await release("v4")];
-  const log = () => readFileSync(w2.paths.updater.log, "utf8");
   const spare = () => (existsSync(w2.paths.spare) ? { id: JSON.parse(readFileSync(join(w2.paths.spare, "manifest.json"), "utf8")).id as string, size: statSync(join(w2.paths.spare, "decnet")).size } : null);
   /** Pushes to w2: the row, what the updater logged, and whether the installed file is exactly the manifest's. */
   const step = async (r: { file: string; id: string }) => {
-    const before = log().length;
     const row = await push(r.file, [], "w2");
-    const line = log().slice(before);
     const exe = join(w2.paths.release(r.id), "decnet");
     const m = JSON.parse(readFileSync(join(w2.paths.release(r.id), "manifest.json"), "utf8"));
     return {
-      ok: [row.code, row.agent, /delta \d+ kB/.test(row.detail), (await fleet.health(w2)).agent.release === r.id],
+      ok: [row.code, row.agent, row.transfer?.mode, (await fleet.health(w2)).agent.release === r.id],
       intact: sha256(readFileSync(exe)) === m.files[0].sha256,
       size: statSync(exe).size,
-      kept: Number(/(\d+) MiB already in place/.exec(line)?.[1] ?? -1),
-      resumed: Number(/resumed hashing after (\d+) MiB/.exec(line)?.[1] ?? -1),
+      kept: row.install?.bytes_in_place ?? -1,
+      resumed: row.install?.bytes_resumed ?? -1,
     };
   };
   await push(v1.file, [], "w2");
@@ -162,7 +162,7 @@ test("a pruned release is kept as a spare and rewritten in place, only where it 
   const otherAfter = sha256(readFileSync(other));
   rmSync(outside, { recursive: true, force: true });
 
-  const mostOf = (r: { kept: number; size: number }) => r.kept * 2 ** 20 > 0.9 * r.size;
+  const mostOf = (r: { kept: number; size: number }) => r.kept > 0.9 * r.size;
   expect({
     noSpareYet: [noSpareYet.ok, noSpareYet.intact, noSpareYet.kept],
     spare1: spare1?.id,
@@ -172,13 +172,13 @@ test("a pruned release is kept as a spare and rewritten in place, only where it 
     damaged: [damaged.ok, damaged.intact, mostOf(damaged), damaged.kept < damaged.resumed],
     linked: [linked.ok, linked.intact, linked.kept, otherAfter === otherBefore],
   }).toEqual({
-    noSpareYet: [[0, "updated", true, true], true, 0],
+    noSpareYet: [[0, "updated", "delta", true], true, 0],
     spare1: v1.id,
     spareNotListed: true,
-    inPlace: [[0, "updated", true, true], true, true],
-    shorter: [v2.id, true, [0, "updated", true, true], true, true],
-    damaged: [[0, "updated", true, true], true, true, true],
-    linked: [[0, "updated", true, true], true, 0, true],
+    inPlace: [[0, "updated", "delta", true], true, true],
+    shorter: [v2.id, true, [0, "updated", "delta", true], true, true],
+    damaged: [[0, "updated", "delta", true], true, true, true],
+    linked: [[0, "updated", "delta", true], true, 0, true],
   });
 });
 

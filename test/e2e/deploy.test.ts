@@ -3,25 +3,21 @@
  * binary set through .env.local: deploy, status, teardown, invalid bodies, a
  * failing compose; and a bad .env.local refused at start.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet, ROOT, type Worker } from "../fleet/harness.ts";
+import { ROOT, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2 });
 let w: Worker;
 let log: string;
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
   w = fleet.worker("w1");
   log = join(fleet.root, "compose-calls.log");
   await Bun.write(join(w.installDir, ".env.local"), `# set by the test\nDECNET_COMPOSE_BIN=${join(ROOT, "test/fixtures/compose-standin.sh")}\n`);
   await fleet.startAgent(w, { env: { COMPOSE_STANDIN_LOG: log } });
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 async function post(path: string, body: string) {
   const res = await fleet.request(w, "agent", path, { method: "POST", body, headers: { "content-type": "application/json" } });

@@ -2,20 +2,13 @@
  * Enrollment as an outside tool sees it (node:crypto's X509 parser, not the
  * library that wrote the certificates), and the registry round trip.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 0 });
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+const fleet = useFleet({ workers: 0 });
 
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";

@@ -3,29 +3,23 @@
  * writes nothing outside staging, leaves no staging, installs no setuid file,
  * and leaves the worker exactly as it was.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
+import { release, until, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { manifest, SCRIPT, sha256, tar, tgz } from "../fixtures/tar.ts";
 import { gzipSync } from "node:zlib";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 2, start: ["w1"] });
 let w: Worker;
 let small: Worker;
-
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 2 });
   w = fleet.worker("w1");
   small = fleet.worker("w2");
-  await fleet.startUpdater(w);
   await fleet.startUpdater(small, { DECNET_MAX_UPLOAD_BYTES: String(1024 * 1024) });
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 /** Everything an upload could change: the tree, the slots, the agent. */
 function snapshot(x: Worker) {
@@ -53,7 +47,11 @@ const cases: Record<string, { body: () => Uint8Array; status: number; message: R
   "an entry not in the manifest": { body: () => tgz([m(), script, { name: "extra.txt", data: "x" }]), status: 400, message: /extra.txt is not listed/ },
   "a sha256 mismatch": { body: () => tgz([m(), { ...script, data: SCRIPT.replace("6.6.6", "6.6.7") }]), status: 400, message: /sha256 mismatch for decnet/ },
   "a size mismatch": { body: () => tgz([m(), { ...script, data: `${SCRIPT}#` }]), status: 400, message: /size mismatch for decnet/ },
-  "a mode mismatch": { body: () => tgz([m(), { ...script, mode: 0o775 }]), status: 400, message: /mode mismatch/ },
+  "a mode mismatch": { body: () => tgz([m(), { ...script, mode: 0o750 }]), status: 400, message: /mode mismatch/ },
+  "a manifest asking for mode 0777": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0777" }]) }, { ...script, mode: 0o777 }]), status: 400, message: /invalid manifest.json: files.0.mode: .*not writable by group or others/ },
+  "a manifest asking for mode 0666": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0666" }]) }, { ...script, mode: 0o666 }]), status: 400, message: /not writable by group or others/ },
+  "a manifest asking for mode 0775": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0775" }]) }, { ...script, mode: 0o775 }]), status: 400, message: /not writable by group or others/ },
+  "an entry writable by others": { body: () => tgz([m(), { ...script, mode: 0o757 }]), status: 400, message: /decnet would be writable by group or others \(mode 0757\)/ },
   "a release id mismatch": { body: () => tgz([m({ id: sha256("not it") }), script]), status: 400, message: /release id mismatch/ },
   "a manifest asking for setuid": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "4755" }]) }, { ...script, mode: 0o4755 }]), status: 400, message: /invalid manifest.json/ },
   "a setuid entry": { body: () => tgz([m(), { ...script, mode: 0o4755 }]), status: 400, message: /setuid/ },
@@ -111,4 +109,41 @@ test("a connection dropped mid-upload leaves no staging and the worker unchanged
   await fleet.request(w, "updater", "/update", { method: "POST", body, duplex: "half", signal: ctl.signal } as RequestInit).catch(() => null);
   await until(async () => (await fleet.health(w)).busy === null && !readdirSync(w.paths.releases).some((n) => n.startsWith(".staging-")), "the updater to drop the upload");
   expect(snapshot(w)).toEqual(before);
+});
+
+test("a kept release changed on disk is never run again: rollback to it refused, the worker stays on its healthy release; pushing it again repairs it", async () => {
+  const [v1, v2] = [await release("v1"), await release("v2")];
+  expect((await fleet.push(w, v2.file)).status).toBe(200); // current v2, previous v1
+  const exe = join(w.paths.release(v1.id), "decnet");
+  const { chmodSync, writeFileSync: write } = await import("node:fs");
+  const good = readFileSync(exe);
+  const pid = Number(readFileSync(w.paths.agentPid, "utf8").split(" ")[0]);
+  const attempt = async () => {
+    const res = await fleet.request(w, "updater", "/rollback", { method: "POST" });
+    return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+  };
+  // Its bytes changed (as a local user could have, had it been writable)...
+  const bytes = Buffer.from(good);
+  bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0xff;
+  write(exe, bytes);
+  chmodSync(exe, 0o755);
+  const changed = await attempt();
+  // ...or only its mode.
+  write(exe, good);
+  chmodSync(exe, 0o777);
+  const writable = await attempt();
+  const status = (await fleet.releases(w)).releases.find((r) => r.id === v1.id)?.status;
+  const health = await fleet.health(w);
+  const current = readlinkSync(w.paths.current);
+  // The same release pushed again replaces the damaged copy; rollback to it then works.
+  expect((await fleet.push(w, v1.file)).status).toBe(200);
+  expect((await fleet.push(w, v2.file)).status).toBe(200);
+  const after = await attempt();
+  expect({ changed, writable, status, stayed: [health.agent.release, health.agent.pid === pid, current], after }).toEqual({
+    changed: { status: 409, code: "release_damaged" },
+    writable: { status: 409, code: "release_damaged" },
+    status: "damaged",
+    stayed: [v2.id, true, `releases/${v2.id}`],
+    after: { status: 200, code: undefined },
+  });
 });

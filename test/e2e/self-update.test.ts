@@ -4,23 +4,14 @@
  * preflight, never attempted where the agent update rolled back, and harmless
  * when repeated.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
-import { Fleet, release, type CliResult } from "../fleet/harness.ts";
+import { release } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { isAlive, readLink } from "../../src/lib/procfs.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
-  await fleet.startUpdater(fleet.worker("w1"));
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
-
-const updaterPid = () => Number(readFileSync(fleet.worker("w1").paths.updater.pid, "utf8"));
-const json = (r: CliResult) => JSON.parse(r.stdout).hosts[0] as { agent: string; self: string; detail: string };
+const fleet = useFleet({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" }, start: "all" });
+const updaterPid = () => fleet.pid(fleet.worker("w1"), "updater");
 
 test("/update-self without confirm_self=true is refused with 400", async () => {
   const w = fleet.worker("w1");
@@ -33,11 +24,11 @@ test("--include-self puts agent and updater on the new release; the updater keep
   const w = fleet.worker("w1");
   const v2 = await release("v2");
   const pid = updaterPid();
-  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v2.file, "--include-self", "--json"]);
+  const r = await fleet.update(["--host", "w1", "--artifact", v2.file, "--include-self"]);
   const h = await fleet.health(w);
   expect({
     code: r.code,
-    row: (({ agent, self }) => ({ agent, self }))(json(r)),
+    row: (({ agent, self }) => ({ agent, self }))(r.row()),
     health: { release: h.release, pid: h.pid, agent: h.agent.release, version: h.version },
     exe: readLink(`/proc/${pid}/exe`),
     slot: readlinkSync(w.paths.updater.current),
@@ -65,27 +56,28 @@ test("pushing the same updater release twice is harmless", async () => {
   const w = fleet.worker("w1");
   const v2 = await release("v2");
   const pid = updaterPid();
-  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v2.file, "--include-self", "--json"]);
+  const r = await fleet.update(["--host", "w1", "--artifact", v2.file, "--include-self"]);
   const h = await fleet.health(w);
-  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(json(r)), said: json(r).detail.endsWith("updater already on it"), pid: h.pid, release: h.release }).toEqual({
-    code: 0, row: { agent: "updated", self: "updated" }, said: true, pid, release: v2.id,
+  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(r.row()), pid: h.pid, release: h.release }).toEqual({
+    code: 0, row: { agent: "updated", self: "unchanged" }, pid, release: v2.id,
   });
 });
 
 test("--include-self to a new release sends the updater a delta too, and it re-executes on it", async () => {
   const w = fleet.worker("w1");
   const v1 = await release("v1");
+  const v2 = await release("v2"); // what the updater runs: the base of its delta
   const pid = updaterPid();
-  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", v1.file, "--include-self", "--json"]);
-  const row = JSON.parse(r.stdout).hosts[0] as { agent: string; self: string; detail: string; bytes_sent: number };
+  const r = await fleet.update(["--host", "w1", "--artifact", v1.file, "--include-self"]);
+  const row = r.row();
   const h = await fleet.health(w);
   expect({
     code: r.code,
     row: [row.agent, row.self],
-    updaterDelta: /updater re-executed on it, delta \d+ kB against [0-9a-f]{12}$/.test(row.detail),
+    updaterDelta: [row.self_transfer?.mode, row.self_transfer?.base],
     small: row.bytes_sent < Bun.file(v1.file).size * 0.05,
     health: { release: h.release, pid: h.pid },
-  }).toEqual({ code: 0, row: ["updated", "updated"], updaterDelta: true, small: true, health: { release: v1.id, pid } });
+  }).toEqual({ code: 0, row: ["updated", "updated"], updaterDelta: ["delta", v2.id], small: true, health: { release: v1.id, pid } });
 });
 
 test("a self-update whose binary fails the preflight is refused; the old updater keeps serving, nothing switched", async () => {
@@ -117,9 +109,9 @@ test("an agent update that rolls back attempts no self-update on that host", asy
   const w = fleet.worker("w1");
   const bad = await release("agent-exits");
   const before = { updater: readlinkSync(w.paths.updater.current), pid: updaterPid() };
-  const r = await fleet.cli(["swarm", "update", "--host", "w1", "--artifact", bad.file, "--include-self", "--json"]);
-  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(json(r)), updater: { updater: readlinkSync(w.paths.updater.current), pid: updaterPid() }, installed: existsSync(w.paths.updater.release(bad.id)) }).toEqual({
-    code: 1, row: { agent: "rolled-back", self: "—" }, updater: before, installed: false,
+  const r = await fleet.update(["--host", "w1", "--artifact", bad.file, "--include-self"]);
+  expect({ code: r.code, row: (({ agent, self }) => ({ agent, self }))(r.row()), updater: { updater: readlinkSync(w.paths.updater.current), pid: updaterPid() }, installed: existsSync(w.paths.updater.release(bad.id)) }).toEqual({
+    code: 1, row: { agent: "rolled-back", self: null }, updater: before, installed: false,
   });
 });
 

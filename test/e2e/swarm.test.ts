@@ -4,22 +4,16 @@
  * with every worker down, --json against the table, rollback and releases,
  * and the push history in the registry.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet, hostDependentRelease, release, type CliResult } from "../fleet/harness.ts";
+import { hostDependentRelease, release, type CliResult } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 5, env: { DECNET_PROBE_TIMEOUT_MS: "3000", NO_COLOR: "1" }, start: ["w1", "w2", "w3", "w5"] });
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 5, env: { DECNET_PROBE_TIMEOUT_MS: "3000", NO_COLOR: "1" } });
-  for (const n of ["w1", "w2", "w3", "w5"]) await fleet.startUpdater(fleet.worker(n));
   expect((await fleet.cli(["swarm", "decommission", "--host", "w4"])).code).toBe(0);
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
+});
 
 /** Table rows as {host: [agent, self]}, from `swarm update` output. */
 function rows(r: CliResult): Record<string, string[]> {
@@ -47,8 +41,8 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
   const size = Bun.file(v2.file).size;
   const table = await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file]);
   // The same release again: every host answers "updated" without a restart.
-  const json = await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file, "--json"]);
-  const report = JSON.parse(json.stdout) as { release: { id: string; version: string; size: number }; hosts: Array<Record<string, any>> };
+  const json = await fleet.update(["--all", "--artifact", v2.file]);
+  const report = json.report!;
   expect({
     codes: [table.code, json.code],
     table: rows(table),
@@ -60,17 +54,17 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
     codes: [0, 0],
     table: { w1: ["updated", "—"], w2: ["updated", "—"], w3: ["updated", "—"], w5: ["updated", "—"] },
     release: { id: v2.id, version: v2.version, size },
-    hosts: { w1: ["updated", "—"], w2: ["updated", "—"], w3: ["updated", "—"], w5: ["updated", "—"] },
-    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "host", "release_id", "self"], small: true, id: v2.id, timed: true })),
+    hosts: { w1: ["updated", null], w2: ["updated", null], w3: ["updated", null], w5: ["updated", null] },
+    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "host", "install", "release_id", "self", "self_transfer", "transfer"], small: true, id: v2.id, timed: true })),
   });
 });
 
 test("a mix of outcomes in one run (healthy, rolled back, unreachable) gives the right rows and exit 1", async () => {
   const [, w2, w3] = ["w1", "w2", "w3"].map((n) => fleet.worker(n));
   const mixed = await hostDependentRelease(w2!.address, join(fleet.root, "mixed.tar.gz"));
-  process.kill(Number(readFileSync(w3!.paths.updater.pid, "utf8")), "SIGKILL");
-  const r = await fleet.cli(["swarm", "update", "--host", "w1,w2,w3", "--artifact", mixed.file, "--json"]);
-  const hosts = Object.fromEntries((JSON.parse(r.stdout).hosts as Array<Record<string, string>>).map((h) => [h.host, h]));
+  process.kill(fleet.pid(w3!, "updater"), "SIGKILL");
+  const r = await fleet.update(["--host", "w1,w2,w3", "--artifact", mixed.file]);
+  const hosts = Object.fromEntries(r.report!.hosts.map((h) => [h.host, h]));
   expect({
     code: r.code,
     outcomes: { w1: hosts.w1!.agent, w2: hosts.w2!.agent, w3: hosts.w3!.agent },
@@ -82,7 +76,7 @@ test("a mix of outcomes in one run (healthy, rolled back, unreachable) gives the
 });
 
 test("--dry-run with every worker down succeeds and lists the release and the hosts", async () => {
-  for (const n of ["w1", "w2", "w5"]) process.kill(Number(readFileSync(fleet.worker(n).paths.updater.pid, "utf8")), "SIGKILL");
+  for (const n of ["w1", "w2", "w5"]) process.kill(fleet.pid(fleet.worker(n), "updater"), "SIGKILL");
   const v1 = await release("v1");
   const r = await fleet.cli(["swarm", "update", "--all", "--artifact", v1.file, "--dry-run"]);
   expect({ code: r.code, out: r.stdout }).toEqual({

@@ -5,20 +5,17 @@
  * invocation (like the compose stand-in). The real systemd runs these in
  * real-systemd.test.ts.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Fleet, FIXTURES, release, type Worker } from "../fleet/harness.ts";
+import { FIXTURES, release, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { isAlive } from "../../src/lib/procfs.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
 let w: Worker;
 let state: string;
 beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
   w = fleet.worker("w1");
   state = join(fleet.root, "systemd");
   mkdirSync(state);
@@ -31,7 +28,6 @@ beforeAll(async () => {
   const r = await fleet.cli([...fleet.updaterArgs(w), "--agent-supervisor", "systemd", "--daemon"], { env });
   expect(r.code).toBe(0);
 }, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 const mainPid = () => Number(readFileSync(join(state, "pid"), "utf8"));
 const calls = () => readFileSync(join(state, "calls.log"), "utf8").trim().split("\n");

@@ -3,32 +3,26 @@
  * the agent (rolled back with both transcripts), a release that fails its
  * install check (nothing switched), one operation at a time, and rollback.
  */
-import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { Fleet, release, until, type Worker } from "../fleet/harness.ts";
+import { beforeAll, expect, test } from "bun:test";
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { release, until, type Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+// A short probe deadline keeps the never-answering fixture quick.
+const fleet = useFleet({ workers: 2, env: { DECNET_PROBE_TIMEOUT_MS: "3000" }, start: "all" });
 let w: Worker;
+beforeAll(() => {
+  w = fleet.worker("w1");
+});
 const rel = (id: string | undefined) => (id ? `releases/${id}` : null);
 const link = (p: string) => (existsSync(p) ? readlinkSync(p) : null);
-const agentPid = (x: Worker) => Number(readFileSync(x.paths.agentPid, "utf8"));
+const agentPid = (x: Worker) => fleet.pid(x, "agent");
 
 async function agentHealth(x: Worker) {
   return (await (await fleet.request(x, "agent", "/health")).json()) as { release: string | null; pid: number; version: string };
 }
 
-beforeAll(async () => {
-  // A short probe deadline keeps the never-answering fixture quick.
-  fleet = await Fleet.create({ workers: 2, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
-  w = fleet.worker("w1");
-  await fleet.startUpdater(w);
-  await fleet.startUpdater(fleet.worker("w2"));
-}, 180_000);
-afterAll(() => fleet[Symbol.asyncDispose]());
 
 test("rollback with no previous release is 404 no_previous", async () => {
   const res = await fleet.request(w, "updater", "/rollback", { method: "POST" });

@@ -4,25 +4,17 @@
  * not JSON, an empty one, a handshake with another CA's server, nobody home.
  * The "updater" here is a stand-in served with the host's real certificate.
  */
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { Fleet, type Worker } from "../fleet/harness.ts";
+import { beforeAll, expect, test } from "bun:test";
+import type { Worker } from "../fleet/harness.ts";
+import { useFleet } from "../fleet/use-fleet.ts";
 import { bundlePaths } from "../../src/lib/paths.ts";
 import { readBundle, serverTls } from "../../src/lib/tls.ts";
 
-// Real daemons and 50 MB releases; set per file (a preload only reaches the first file).
-setDefaultTimeout(90_000);
-
-let fleet: Fleet;
+const fleet = useFleet({ workers: 1 });
+const other = useFleet({ workers: 1 }); // another decnet installation: another CA
 let w: Worker;
-let other: Fleet;
-beforeAll(async () => {
-  fleet = await Fleet.create({ workers: 1 });
-  other = await Fleet.create({ workers: 1 }); // another decnet installation: another CA
+beforeAll(() => {
   w = fleet.worker("w1");
-}, 180_000);
-afterAll(async () => {
-  await fleet[Symbol.asyncDispose]();
-  await other[Symbol.asyncDispose]();
 });
 
 /** Runs `swarm releases --host w1` against a stand-in answering `res`. */

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "../../build.ts";
 import type { ReleasesResponse, UpdaterHealth } from "../../src/protocol/updater.ts";
+import type { HostResult } from "../../src/core/swarm/push.ts";
 import { clientTls, readBundle, type Bundle } from "../../src/lib/tls.ts";
 import { bundlePaths, installPaths } from "../../src/lib/paths.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
@@ -110,7 +111,7 @@ export async function runCli(bin: string, args: string[], env: Record<string, st
 }
 
 /** Waits for `fn` to return a truthy value, polling; never a bare sleep. */
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
+export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 15_000, everyMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -120,7 +121,7 @@ export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs
     } catch (e) {
       last = e;
     }
-    await Bun.sleep(20);
+    await Bun.sleep(everyMs);
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }
@@ -130,6 +131,13 @@ let blockCounter = 0;
 function nextBlock(): number {
   blockCounter += 1;
   return 1 + ((process.pid * 13 + blockCounter * 7) % 250);
+}
+
+/** `swarm update --json`, parsed: the report, and one host's row. */
+export interface UpdateRun extends CliResult {
+  report: { release: { id: string; version: string; size: number }; hosts: HostResult[] } | null;
+  /** The row of `host` (default: the first); throws when there is none. */
+  row(host?: string): HostResult;
 }
 
 export interface Worker {
@@ -185,6 +193,26 @@ export class Fleet implements AsyncDisposable {
 
   cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
     return runCli(this.bin, args, { ...this.env, ...opts.env }, { cwd: opts.cwd ?? this.root });
+  }
+
+  /** `decnet swarm update … --json`, with its report parsed. */
+  async update(args: string[], opts: { env?: Record<string, string> } = {}): Promise<UpdateRun> {
+    const r = await this.cli(["swarm", "update", ...args, "--json"], opts);
+    let report: UpdateRun["report"] = null;
+    try {
+      report = JSON.parse(r.stdout);
+    } catch {}
+    const row = (host?: string) => {
+      const h = report?.hosts.find((x) => host === undefined || x.host === host);
+      if (!h) throw new Error(`no row${host ? ` for ${host}` : ""} in \`swarm update --json\` (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+      return h;
+    };
+    return { ...r, report, row };
+  }
+
+  /** The pid a daemon of `w` wrote in its pid file. */
+  pid(w: Worker, role: "agent" | "updater"): number {
+    return Number(readFileSync(role === "agent" ? w.paths.agentPid : w.paths.updater.pid, "utf8"));
   }
 
   worker(name: string): Worker {
@@ -272,7 +300,7 @@ export class Fleet implements AsyncDisposable {
  */
 export async function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
   const { mkdtempSync, copyFileSync, chmodSync, writeFileSync, statSync } = await import("node:fs");
-  const { releaseId } = await import("../../src/protocol/manifest.ts");
+  const { manifestFor } = await import("../../src/protocol/manifest.ts");
   const { writeTarball } = await import("../../src/lib/tarball.ts");
   const { sha256File } = await import("../../src/core/release.ts");
   const b = await binaries();
@@ -282,8 +310,9 @@ export async function hostDependentRelease(failAddress: string, out: string): Pr
   copyFileSync(b.bin, join(dir, "decnet-real"));
   for (const f of ["decnet", "decnet-real"]) chmodSync(join(dir, f), 0o755);
   const files = await Promise.all(["decnet", "decnet-real"].map(async (p) => ({ path: p, mode: "0755", size: statSync(join(dir, p)).size, sha256: await sha256File(join(dir, p)) })));
-  const id = releaseId(files);
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify({ format: 1, name: "decnet", version: b.version, git: { sha: "fixture", dirty: false }, built_at: null, target: "linux-x64", files, id }));
+  const m = manifestFor({ version: b.version, git: { sha: "fixture", dirty: false }, target: "linux-x64" }, files);
+  const id = m.id;
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
   await writeTarball(out, dir, ["manifest.json", "decnet", "decnet-real"]);
   rmSync(dir, { recursive: true, force: true });
   return { file: out, id, version: b.version };

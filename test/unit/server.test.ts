@@ -5,6 +5,9 @@
 import { expect, test } from "bun:test";
 import { z } from "zod";
 import { createApp, route } from "../../src/daemons/server.ts";
+import { defineRoute, routeKey, type RouteSpec } from "../../src/protocol/route.ts";
+import { agentApi } from "../../src/protocol/agent.ts";
+import { updaterApi } from "../../src/protocol/updater.ts";
 import { agentRoutes, agentLocalRoutes } from "../../src/daemons/agent/routes.ts";
 import { DecnetError } from "../../src/lib/errors.ts";
 import { createLogger } from "../../src/lib/log.ts";
@@ -12,12 +15,13 @@ import { createLogger } from "../../src/lib/log.ts";
 // Unknown errors are logged with their stack; keep the test output quiet.
 const log = createLogger("test");
 log.error = Object.assign(() => {}, { raw: () => {} });
+const any = z.unknown();
 const app = createApp(
-  {
-    "GET /boom": route({ handle: () => { throw new Error("secret internals"); } }),
-    "GET /busy": route({ handle: () => { throw new DecnetError("busy", "another operation is in flight"); } }),
-    "POST /echo": route({ body: z.object({ n: z.number() }), handle: ({ body }) => ({ twice: body.n * 2 }) }),
-  },
+  [
+    route(defineRoute({ method: "GET", path: "/boom", response: any }), () => { throw new Error("secret internals"); }),
+    route(defineRoute({ method: "GET", path: "/busy", response: any }), () => { throw new DecnetError("busy", "another operation is in flight"); }),
+    route(defineRoute({ method: "POST", path: "/echo", body: z.object({ n: z.number() }), response: z.object({ twice: z.number() }) }), ({ body }) => ({ twice: body.n * 2 })),
+  ],
   log,
 );
 
@@ -46,11 +50,12 @@ test("routing, validation and the error body", async () => {
   ]);
 });
 
-test("route tables are kept sorted", async () => {
+test("route tables are kept sorted, and each daemon serves exactly its protocol table", async () => {
   const { updaterRoutes, updaterLocalRoutes } = await import("../../src/daemons/updater/routes.ts");
   const deps = {} as never;
-  for (const table of [agentRoutes(deps), agentLocalRoutes(deps), updaterRoutes(deps), updaterLocalRoutes(deps)]) {
-    const keys = Object.keys(table);
-    expect(keys).toEqual([...keys].sort());
-  }
+  const keys = (routes: { spec: RouteSpec }[]) => routes.map((r) => routeKey(r.spec));
+  const specs = (api: Record<string, RouteSpec>) => Object.values(api).map(routeKey);
+  const tables = { agent: keys(agentRoutes(deps)), updater: keys(updaterRoutes(deps)), agentLocal: keys(agentLocalRoutes(deps)), updaterLocal: keys(updaterLocalRoutes(deps)) };
+  for (const k of Object.values(tables)) expect(k).toEqual([...k].sort());
+  expect(tables).toEqual({ agent: specs(agentApi), updater: specs(updaterApi), agentLocal: ["GET /health"], updaterLocal: ["GET /health"] });
 });

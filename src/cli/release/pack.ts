@@ -1,12 +1,21 @@
-/** `decnet release pack FILE [--version V] [--out OUT]`: any executable as a release. */
+/** `decnet release pack FILE [--version V] [--out OUT] [--sign [--key K]]`: any executable as a release. */
 import { defineCommand } from "citty";
 import type { Release } from "../../core/release.ts";
 import { action } from "../_action.ts";
+import { signArgs } from "../_args.ts";
 import { out } from "../_render.ts";
 
-export function describeRelease(r: Release): string {
+export function describeRelease(r: Release, signer?: string): string {
   const m = r.manifest;
-  return `release ${m.version} ${m.id.slice(0, 12)} (${m.target}, ${(r.size / 1e6).toFixed(1)} MB) from ${r.source}\n  ${r.file}`;
+  const signed = signer ? `, signed by ${signer}` : "";
+  return `release ${m.version} ${m.id.slice(0, 12)} (${m.target}, ${(r.size / 1e6).toFixed(1)} MB${signed}) from ${r.source}\n  ${r.file}`;
+}
+
+/** The signer for --sign, loaded before any work so a missing key fails fast. */
+export async function signerFor(args: { sign?: boolean; key?: string; "trust-dir"?: string }) {
+  if (!args.sign) return undefined;
+  const { loadSigner } = await import("../../core/release-sign.ts");
+  return loadSigner({ key: args.key, trustDir: args["trust-dir"] });
 }
 
 export default defineCommand({
@@ -15,9 +24,11 @@ export default defineCommand({
     file: { type: "positional", description: "The executable", required: true },
     version: { type: "string", description: "Version (default: what FILE version --json reports)" },
     out: { type: "string", description: "Output file (default ./decnet-<version>-<id>.tar.gz)" },
+    ...signArgs,
   },
   run: action(async ({ args }) => {
     const { pack } = await import("../../core/release.ts");
-    out(describeRelease(await pack({ file: args.file, version: args.version, out: args.out })));
+    const signer = await signerFor(args);
+    out(describeRelease(await pack({ file: args.file, version: args.version, out: args.out, sign: signer?.sign }), signer?.cert.id));
   }),
 });

@@ -47,7 +47,7 @@ export default defineCommand({
       return out(`dry run: would push ${report.release.version} ${short(report.release.id)} (${report.release.size} bytes) to ${report.targets.length} host(s):\n${report.targets.map((t) => `  ${t.host}  ${t.address}`).join("\n")}`);
     }
     if (args.json) printJson({ release: { id: report.release.id, version: report.release.version, size: report.release.size }, hosts: report.hosts });
-    else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === "—" ? h.self : paint(h.self), h.detail])));
+    else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === null ? "—" : paint(h.self), h.detail])));
     const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error").length;
     if (failed) {
       if (!args.json) err(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);

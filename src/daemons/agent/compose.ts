@@ -9,8 +9,8 @@ import { writeFileAtomic } from "../../lib/atomic.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { ensurePrivateDir, type InstallPaths } from "../../lib/paths.ts";
 import { run } from "../../lib/proc.ts";
+import { timeouts } from "../../lib/timeouts.ts";
 
-const COMPOSE_TIMEOUT_MS = 300_000;
 const FILE = "compose.yml";
 
 export interface ComposeRunner {
@@ -22,7 +22,7 @@ export interface ComposeRunner {
 export function composeRunner(paths: InstallPaths, bin: string): ComposeRunner {
   async function compose(project: string, action: string[]) {
     const file = join(paths.deployment(project), FILE);
-    const r = await run([bin, "compose", "-p", project, "-f", file, ...action], { timeoutMs: COMPOSE_TIMEOUT_MS, cwd: paths.root });
+    const r = await run([bin, "compose", "-p", project, "-f", file, ...action], { timeoutMs: timeouts.compose(), cwd: paths.root });
     if (r.spawnError || r.code !== 0) {
       const why = r.spawnError ?? (r.timedOut ? "timed out" : `exited ${r.code}`);
       throw new DecnetError("compose_failed", `${bin} compose ${action[0]} for ${project} failed: ${why}`, {

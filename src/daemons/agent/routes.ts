@@ -1,5 +1,5 @@
 /** The agent's route tables: mTLS (health, status, deploy, teardown) and the local socket. */
-import { DeployRequest, TeardownRequest, type AgentHealth, type AgentStatus } from "../../protocol/agent.ts";
+import { agentApi, type AgentHealth } from "../../protocol/agent.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import { route, type Routes } from "../server.ts";
 import type { ComposeRunner } from "./compose.ts";
@@ -17,22 +17,14 @@ function health(d: AgentDeps): AgentHealth {
 }
 
 export function agentRoutes(d: AgentDeps): Routes {
-  return {
-    "GET /health": route({ handle: () => health(d) }),
-    "GET /status": route({
-      handle: (): AgentStatus => ({ ...health(d), uptime_s: Math.round((d.now() - d.startedAt) / 1000), deployments: d.compose.list() }),
-    }),
-    "POST /deploy": route({
-      body: DeployRequest,
-      handle: async ({ body }) => ({ project: body.project, action: "up", ...(await d.compose.up(body.project, body.compose)) }),
-    }),
-    "POST /teardown": route({
-      body: TeardownRequest,
-      handle: async ({ body }) => ({ project: body.project, action: "down", ...(await d.compose.down(body.project)) }),
-    }),
-  };
+  return [
+    route(agentApi.health, () => health(d)),
+    route(agentApi.status, () => ({ ...health(d), uptime_s: Math.round((d.now() - d.startedAt) / 1000), deployments: d.compose.list() })),
+    route(agentApi.deploy, async ({ body }) => ({ project: body.project, action: "up" as const, ...(await d.compose.up(body.project, body.compose)) })),
+    route(agentApi.teardown, async ({ body }) => ({ project: body.project, action: "down" as const, ...(await d.compose.down(body.project)) })),
+  ];
 }
 
 export function agentLocalRoutes(d: AgentDeps): Routes {
-  return { "GET /health": route({ handle: () => health(d) }) };
+  return [route(agentApi.health, () => health(d))];
 }

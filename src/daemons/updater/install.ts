@@ -11,13 +11,13 @@ import { DecnetError } from "../../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { run } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
-import type { Staged } from "./stage.ts";
+import type { Staged } from "./staging.ts";
 
 const tail = (s: string, n = 8192) => (s.length > n ? s.slice(-n) : s);
 
-export async function installCheck(s: Staged, extraArgs: string[] = []): Promise<void> {
+export async function installCheck(s: Pick<Staged, "dir" | "manifest">): Promise<void> {
   const exe = join(s.dir, RELEASE_BINARY);
-  const r = await run([exe, "version", "--json", ...extraArgs], { timeoutMs: timeouts.installCheck(), cwd: s.dir });
+  const r = await run([exe, "version", "--json"], { timeoutMs: timeouts.installCheck(), cwd: s.dir });
   const fail = (why: string) =>
     new DecnetError("install_failed", `install check failed: ${why}; nothing was changed`, {
       detail: { exit_code: r.code, stderr: tail(r.stderr), stdout: tail(r.stdout, 2048) },
@@ -40,7 +40,7 @@ export async function installCheck(s: Staged, extraArgs: string[] = []): Promise
  * repairs a kept copy a faulty disk or a hand edit damaged; the old copy is
  * then removed. (Without renameat2 the kept copy stays and the new one goes.)
  */
-export function commit(slots: SlotPaths, s: Staged): string {
+export function commit(slots: SlotPaths, s: Pick<Staged, "dir" | "manifest">): string {
   const id = s.manifest.id;
   const dest = slots.release(id);
   chmodSync(s.dir, 0o755); // staging was private while it was unverified

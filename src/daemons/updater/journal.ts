@@ -2,8 +2,9 @@
  * state.json: the operation in flight, rewritten atomically before each step,
  * so that a restarted updater can finish or undo what a crash interrupted.
  */
-import { readFileSync, unlinkSync } from "node:fs";
+import { readFileSync, renameSync, unlinkSync } from "node:fs";
 import { z } from "zod";
+import { ReleaseId } from "../../protocol/manifest.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import type { SlotPaths } from "../../lib/paths.ts";
 
@@ -12,25 +13,41 @@ export const Journal = z.object({
   /** staging: nothing outside staging changed; switched: current may point at target; probing: agent `pid` runs target. */
   phase: z.enum(["staging", "switched", "probing", "reverting"]),
   /** current and previous before the operation: what an undo restores. */
-  from: z.string().nullable(),
-  prev: z.string().nullable(),
-  target: z.string().nullable(),
+  from: ReleaseId.nullable(),
+  prev: ReleaseId.nullable(),
+  target: ReleaseId.nullable(),
   pid: z.number().int().nullable(),
   started_at: z.string(),
 });
 export type Journal = z.infer<typeof Journal>;
+export type Phase = Journal["phase"];
 
-export function readJournal(slots: SlotPaths): Journal | null {
+/**
+ * The journal, or null when there is none. One that cannot be read (a power
+ * cut mid-write of a step that is not fsynced, a hand edit) is moved aside
+ * and reported in `damaged`: it cannot be trusted to undo anything, so the
+ * caller recovers as from a crash in the first step, which changed nothing.
+ */
+export function readJournal(slots: SlotPaths): { journal: Journal | null; damaged?: string } {
   let text: string;
   try {
     text = readFileSync(slots.stateJson, "utf8");
   } catch {
-    return null;
+    return { journal: null };
   }
-  const r = Journal.safeParse(JSON.parse(text));
-  // An unreadable journal cannot be trusted to undo anything; treat it as a
-  // crash mid-write of the first step, which changed nothing yet.
-  return r.success ? r.data : null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {}
+  const r = Journal.safeParse(raw);
+  if (r.success) return { journal: r.data };
+  const aside = `${slots.stateJson}.damaged-${Date.now()}`;
+  try {
+    renameSync(slots.stateJson, aside);
+  } catch {
+    clearJournal(slots);
+  }
+  return { journal: null, damaged: aside };
 }
 
 export function writeJournal(slots: SlotPaths, j: Journal): void {
@@ -43,4 +60,26 @@ export function writeJournal(slots: SlotPaths, j: Journal): void {
 
 export function clearJournal(slots: SlotPaths): void {
   try { unlinkSync(slots.stateJson); } catch {}
+}
+
+/** One operation's journal: the same op, start and undo point at every step. */
+export class OpJournal {
+  private readonly started: string;
+  constructor(
+    private slots: SlotPaths,
+    readonly op: Journal["op"],
+    readonly from: string | null,
+    readonly prev: string | null,
+    now = new Date(),
+  ) {
+    this.started = now.toISOString();
+  }
+
+  step(phase: Phase, target: string | null = null, pid: number | null = null): void {
+    writeJournal(this.slots, { op: this.op, phase, from: this.from, prev: this.prev, target, pid, started_at: this.started });
+  }
+
+  clear(): void {
+    clearJournal(this.slots);
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { writeFileAtomic } from "../../lib/atomic.ts";
+import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -14,6 +15,8 @@ import { AgentOps } from "./ops.ts";
 import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
 import { Supervisor } from "./supervisor.ts";
+import { localHealth } from "../../lib/control-socket.ts";
+import { timeouts } from "../../lib/timeouts.ts";
 
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
 const TRANSPORT_BODY_LIMIT = 2 ** 40;
@@ -23,17 +26,19 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const bundle = readBundle(bundlePaths(cfg.updaterDir, "updater"), `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, or pass --updater-dir`);
   // The agent it will start needs its bundle too: refuse now, not at the first update.
   readBundle(bundlePaths(cfg.agentDir, "worker"), `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
-  mkdirSync(paths.releases, { recursive: true });
-  mkdirSync(paths.updater.root, { recursive: true });
+  for (const dir of [paths.root, paths.releases, paths.updater.root, paths.updater.releases]) checkNotWritableByOthers(dir);
+  mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
+  mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
   const sup = new Supervisor(cfg, paths, log);
-  const ops = new AgentOps({ cfg, paths, sup, log });
+  const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
+  const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
   const lock = new OpLock();
   const self = new SelfOps(cfg, paths, log);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentSock: paths.agentSock, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
@@ -55,10 +60,10 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   await lock.run("startup", () => ops.ensureAgent()).catch((e) => log.error("could not start the agent:", e));
   // Then the hash states of what a next delta push most likely starts from
   // (they do not survive a restart); outside the lock, nothing waits on this.
-  for (const [what, slots] of [["agent", ops.slots], ["updater", self.slots]] as const) {
-    const id = slots.current();
+  for (const [what, set] of [["agent", ops.set], ["updater", self.set]] as const) {
+    const id = set.current();
     if (!id) continue;
-    const damaged = await slots.warm(id).catch((e: Error) => [e.message]);
+    const damaged = await set.warm(id).catch((e: Error) => [e.message]);
     if (damaged.length) log.warn(`${what} release ${id.slice(0, 12)} has files no longer matching its manifest: ${damaged.join(", ")}`);
   }
 }

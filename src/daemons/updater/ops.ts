@@ -1,149 +1,156 @@
 /**
- * The updater's operations on the agent's release set, each journalled step
- * by step: update (stage → check → commit → flip → restart → probe, or flip
- * back), rollback (swap current and previous), and recovery after a crash.
+ * The updater's operations on the agent's release set: update (the shared
+ * journalled install, then flip → restart → probe, or flip back), rollback
+ * (swap current and previous), and recovery after a crash.
  */
 import type { ProbeTranscript } from "../../protocol/common.ts";
-import type { RolledBackDetail, SwitchResponse } from "../../protocol/updater.ts";
+import type { InstallReport, RolledBackDetail, SwitchResponse } from "../../protocol/updater.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
+import type { LocalHealth } from "../../lib/control-socket.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { InstallPaths } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/procfs.ts";
 import { timeouts } from "../../lib/timeouts.ts";
-import { localHealth } from "../../lib/control-socket.ts";
-import { commit, installCheck } from "./install.ts";
-import { clearJournal, type Journal, readJournal, writeJournal } from "./journal.ts";
-import { probe } from "./probe.ts";
-import { Slots } from "./slots.ts";
-import type { Staged } from "./stage.ts";
-import type { Supervisor } from "./supervisor.ts";
+import { install, recoverInstall } from "./install-sequence.ts";
+import { OpJournal } from "./journal.ts";
+import { type ProbeOptions, probe as realProbe } from "./probe.ts";
+import { ReleaseSet } from "./release-set.ts";
+import type { Staged } from "./staging.ts";
+
+/** What the operations need from whoever runs the agent (supervisor.ts; a fake in unit tests). */
+export interface AgentControl {
+  /** Stops this worker's agent and starts current's; `logOffset` marks where its output begins. */
+  restart(): Promise<{ pid: number | null; logOffset: number }>;
+  stop(): Promise<number[]>;
+  /** Live agents of this worker. */
+  agents(): number[];
+  isOurs(pid: number): boolean;
+  /** The agent's output since `offset`, for a probe transcript. */
+  logSince(offset: number): string;
+}
 
 export interface OpsDeps {
-  cfg: ResolvedUpdaterConfig;
+  cfg: Pick<ResolvedUpdaterConfig, "keepReleases">;
   paths: InstallPaths;
-  sup: Supervisor;
+  sup: AgentControl;
   log: Logger;
+  /** The running agent's local /health, or null when it does not answer. */
+  health: () => Promise<LocalHealth | null>;
+  probe?: (o: ProbeOptions) => Promise<ProbeTranscript>;
   now?: () => Date;
 }
 
-export class AgentOps {
-  readonly slots: Slots;
-  constructor(private d: OpsDeps) {
-    this.slots = new Slots(d.paths);
-  }
+const ms = (a: number, b: number) => Math.round(b - a);
 
-  private journal(j: Omit<Journal, "started_at">, started: string): void {
-    writeJournal(this.d.paths, { ...j, started_at: started });
+export class AgentOps {
+  readonly set: ReleaseSet;
+  private probeFn: (o: ProbeOptions) => Promise<ProbeTranscript>;
+
+  constructor(private d: OpsDeps) {
+    this.set = new ReleaseSet(d.paths);
+    this.probeFn = d.probe ?? realProbe;
   }
 
   /** Restart the agent on whatever `current` is and probe it for `release`. */
   private async restartAndProbe(release: string | null): Promise<{ pid: number | null; t: ProbeTranscript }> {
     const { pid, logOffset } = await this.d.sup.restart();
-    const t = await probe({ sock: this.d.paths.agentSock, release, pid, deadlineMs: timeouts.probe(), logTail: () => this.d.sup.logSince(logOffset) });
-    return { pid, t };
+    return { pid, t: await this.probeAgent(release, pid, logOffset) };
+  }
+
+  private probeAgent(release: string | null, pid: number | null, logOffset: number): Promise<ProbeTranscript> {
+    return this.probeFn({ sock: this.d.paths.agentSock, release, pid, deadlineMs: timeouts.probe(), logTail: () => this.d.sup.logSince(logOffset) });
   }
 
   private versionOf(id: string): string {
-    return this.slots.manifest(id)?.version ?? "?";
+    return this.set.manifest(id)?.version ?? "?";
+  }
+
+  /** The same release again: nothing to do while its agent is healthy (else it is restarted). */
+  private async unchangedIfHealthy(s: Staged, from: string | null, prev: string | null): Promise<SwitchResponse | null> {
+    const id = s.manifest.id;
+    if (id !== from) return null;
+    const h = await this.d.health();
+    if (!h || h.release !== id || !isAlive(h.pid)) return null;
+    return { status: "unchanged", release: { id, version: s.manifest.version }, previous: prev, agent_pid: h.pid, transcript: null, install: report(s, { stage: 0, check: 0, switch: 0, probe: 0 }) };
   }
 
   /** `stage` turns the upload (full or delta) into a verified staging dir. */
   async update(stage: () => Promise<Staged>): Promise<SwitchResponse> {
-    const started = (this.d.now?.() ?? new Date()).toISOString();
-    const from = this.slots.current();
-    const prev = this.slots.previous();
-    this.journal({ op: "update", phase: "staging", from, prev, target: null, pid: null }, started);
-    const at = { start: performance.now(), staged: 0, checked: 0, restarted: 0 };
-    const ms = (a: number, b: number) => Math.round(b - a);
+    const t0 = performance.now();
+    const r = await install({ op: "update", set: this.set, stage, unchanged: (s, from, prev) => this.unchangedIfHealthy(s, from, prev), now: this.d.now });
+    if (!r.switched) return r.response;
+    const { staged, journal } = r;
+    const { from, prev } = journal;
+    const id = staged.manifest.id;
     try {
-      const staged = await stage();
-      at.staged = performance.now();
-      try {
-        await installCheck(staged);
-      } catch (e) {
-        this.slots.removeStaging();
-        throw e;
-      }
-      at.checked = performance.now();
-      const id = staged.manifest.id;
-      // Into releases/<id> (nothing points at it yet: a crash here only
-      // leaves one more kept release); a copy already kept is swapped for it.
-      commit(this.d.paths, staged);
-      this.slots.keepIndex(id, staged);
-      // The same release again: if its agent is healthy there is nothing to
-      // do; if not, it is restarted below.
-      if (id === from) {
-        const h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
-        if (h && h.release === id && isAlive(h.pid)) {
-          clearJournal(this.d.paths);
-          return { status: "unchanged", release: { id, version: staged.manifest.version }, previous: prev, agent_pid: h.pid, transcript: null };
-        }
-      }
-      this.journal({ op: "update", phase: "switched", from, prev, target: id, pid: null }, started);
-      this.slots.mark(id, "unknown");
-      if (from !== id) {
-        this.slots.setPrevious(from);
-        this.slots.setCurrent(id);
-      }
-      let restarted: Awaited<ReturnType<Supervisor["restart"]>>;
+      if (from !== id) this.set.flip(id, from);
+      const t1 = performance.now();
+      let restarted: Awaited<ReturnType<AgentControl["restart"]>>;
       try {
         restarted = await this.d.sup.restart();
       } catch (e) {
         // Could not even start the new agent: go back, as for an unhealthy one.
-        await this.undoSwitch(from, prev, id);
+        await this.undoSwitch(journal, id);
         throw e;
       }
       const { pid, logOffset } = restarted;
-      at.restarted = performance.now();
-      this.journal({ op: "update", phase: "probing", from, prev, target: id, pid }, started);
-      const t = await probe({ sock: this.d.paths.agentSock, release: id, pid, deadlineMs: timeouts.probe(), logTail: () => this.d.sup.logSince(logOffset) });
-      if (t.healthy) {
-        this.slots.mark(id, "good");
-        clearJournal(this.d.paths);
-        const pruned = this.slots.prune(this.d.cfg.keepReleases);
-        if (pruned.length) this.d.log.info(`pruned ${pruned.map((p) => p.slice(0, 12)).join(", ")}`);
-        const end = performance.now();
-        this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}), agent pid ${pid}, in ${ms(at.start, end)} ms: stage ${ms(at.start, at.staged)}${staged.resumedBytes ? ` (resumed hashing after ${Math.round(staged.resumedBytes / 2 ** 20)} MiB, ${Math.round(staged.keptBytes / 2 ** 20)} MiB already in place)` : ""}, check ${ms(at.staged, at.checked)}, switch+restart ${ms(at.checked, at.restarted)}, probe ${ms(at.restarted, end)}`);
-        return { status: "updated", release: { id, version: staged.manifest.version }, previous: from === id ? prev : from, agent_pid: pid, transcript: t };
-      }
-      return await this.revert({ id, from, prev, started, newT: t });
+      const t2 = performance.now();
+      journal.step("probing", id, pid);
+      const t = await this.probeAgent(id, pid, logOffset);
+      if (!t.healthy) return await this.revert(journal, id, t);
+      this.set.mark(id, "good");
+      journal.clear();
+      const pruned = this.set.prune(this.d.cfg.keepReleases);
+      if (pruned.length) this.d.log.info(`pruned ${pruned.map((p) => p.slice(0, 12)).join(", ")}`);
+      const times = { ...r.ms, switch: ms(t1, t2), probe: ms(t2, performance.now()) };
+      const rep = report(staged, times);
+      this.d.log.info(`updated to ${id.slice(0, 12)} (${staged.manifest.version}) by ${rep.mode}, agent pid ${pid}, in ${ms(t0, performance.now())} ms: stage ${times.stage} (written ${rep.bytes_written} B, ${rep.bytes_in_place} B already in place), check ${times.check}, switch+restart ${times.switch}, probe ${times.probe}`);
+      return { status: "updated", release: { id, version: staged.manifest.version }, previous: from === id ? prev : from, agent_pid: pid, transcript: t, install: rep };
     } finally {
       // Whatever happened, no operation is in flight once we answer.
-      if (readJournal(this.d.paths)?.op === "update") clearJournal(this.d.paths);
+      journal.clear();
     }
   }
 
+  /**
+   * Whether kept release `id` may run again: intact on disk as it was
+   * verified (release-check.ts). A damaged one is marked, logged, and not run.
+   */
+  private async runnable(id: string): Promise<boolean> {
+    const problem = await this.set.damage(id);
+    if (problem) this.d.log.error(`release ${id.slice(0, 12)} is damaged on disk (${problem}); it will not be run; push it again to repair it`);
+    return problem === null;
+  }
+
   /** Best effort after a failure past the switch: slots back, the old agent running. */
-  private async undoSwitch(from: string | null, prev: string | null, failed: string): Promise<void> {
-    this.slots.mark(failed, "failed");
-    this.slots.setCurrent(from);
-    this.slots.setPrevious(prev);
-    clearJournal(this.d.paths);
-    if (from) await this.restartAndProbe(from).catch((e) => this.d.log.error("could not restart the previous agent:", e));
+  private async undoSwitch(j: OpJournal, failed: string): Promise<void> {
+    this.set.mark(failed, "failed");
+    const back = j.from && (await this.runnable(j.from)) ? j.from : null;
+    this.set.flip(back, j.prev);
+    j.clear();
+    if (back) await this.restartAndProbe(back).catch((e) => this.d.log.error("could not restart the previous agent:", e));
   }
 
   /** The new agent is unhealthy: flip back, restart, re-probe, answer 409. */
-  private async revert(o: { id: string; from: string | null; prev: string | null; started: string; newT: ProbeTranscript }): Promise<never> {
-    const { id, from, prev } = o;
-    this.slots.mark(id, "failed");
-    this.journal({ op: "update", phase: "reverting", from, prev, target: id, pid: null }, o.started);
+  private async revert(j: OpJournal, id: string, newT: ProbeTranscript): Promise<never> {
+    const { from, prev } = j;
+    this.set.mark(id, "failed");
+    j.step("reverting", id);
     this.d.log.warn(`release ${id.slice(0, 12)} unhealthy; ${from ? `rolling back to ${from.slice(0, 12)}` : "nothing to roll back to"}`);
     let oldT: ProbeTranscript | null = null;
-    if (from && from !== id) {
-      this.slots.setCurrent(from);
-      this.slots.setPrevious(prev);
+    if (from && from !== id && (await this.runnable(from))) {
+      this.set.flip(from, prev);
       oldT = (await this.restartAndProbe(from)).t;
     } else {
       // First install (or the failing release was already current): leave no
       // dangling current and no failed agent behind, and keep serving.
       await this.d.sup.stop();
-      this.slots.setCurrent(null);
-      if (from === id) this.slots.setPrevious(prev);
+      this.set.flip(null, from === id ? prev : this.set.previous());
     }
-    clearJournal(this.d.paths);
-    const detail: RolledBackDetail = { rolled_back: oldT !== null, failed_release: id, current: this.slots.current(), transcripts: { new: o.newT, old: oldT } };
-    const last = o.newT.attempts.at(-1)?.note ?? "unhealthy";
+    j.clear();
+    const detail: RolledBackDetail = { rolled_back: oldT !== null, failed_release: id, current: this.set.current(), transcripts: { new: newT, old: oldT } };
+    const last = newT.attempts.at(-1)?.note ?? "unhealthy";
     const msg = oldT
       ? `release ${id.slice(0, 12)} was unhealthy (${last}); rolled back to ${from!.slice(0, 12)}${oldT.healthy ? "" : ", which is unhealthy too"}`
       : `release ${id.slice(0, 12)} was unhealthy (${last}); no previous release to roll back to, no agent running`;
@@ -151,24 +158,28 @@ export class AgentOps {
   }
 
   async rollback(): Promise<SwitchResponse> {
-    const from = this.slots.current();
-    const to = this.slots.previous();
-    if (!to || !this.slots.has(to)) throw new DecnetError("no_previous", "there is no previous release to roll back to");
-    const started = (this.d.now?.() ?? new Date()).toISOString();
-    this.journal({ op: "rollback", phase: "switched", from, prev: to, target: to, pid: null }, started);
-    this.slots.setCurrent(to);
-    this.slots.setPrevious(from);
+    const from = this.set.current();
+    const to = this.set.previous();
+    if (!to || !this.set.has(to)) throw new DecnetError("no_previous", "there is no previous release to roll back to");
+    const problem = await this.set.damage(to);
+    if (problem) {
+      throw new DecnetError("release_damaged", `previous release ${to.slice(0, 12)} is damaged on disk (${problem}); not rolled back, still on ${from?.slice(0, 12) ?? "none"}`, {
+        detail: { release: to, problem },
+      });
+    }
+    const j = new OpJournal(this.set.paths, "rollback", from, to, this.d.now?.());
+    j.step("switched", to);
+    this.set.flip(to, from);
     const { pid, t } = await this.restartAndProbe(to);
     if (t.healthy) {
-      clearJournal(this.d.paths);
+      j.clear();
       this.d.log.info(`rolled back to ${to.slice(0, 12)}, agent pid ${pid}`);
-      return { status: "rolled-back", release: { id: to, version: this.versionOf(to) }, previous: from, agent_pid: pid, transcript: t };
+      return { status: "rolled-back", release: { id: to, version: this.versionOf(to) }, previous: from, agent_pid: pid, transcript: t, install: null };
     }
     // The previous release does not come up: go back to where we were.
-    this.slots.setCurrent(from);
-    this.slots.setPrevious(to);
+    this.set.flip(from, to);
     const oldT = from ? (await this.restartAndProbe(from)).t : null;
-    clearJournal(this.d.paths);
+    j.clear();
     const detail: RolledBackDetail = { rolled_back: false, failed_release: to, current: from, transcripts: { new: t, old: oldT } };
     throw new DecnetError("unhealthy", `previous release ${to.slice(0, 12)} was unhealthy; stayed on ${from?.slice(0, 12) ?? "none"}`, { detail });
   }
@@ -178,42 +189,57 @@ export class AgentOps {
    * stop an agent started for it. Synchronous part only; see ensureAgent().
    */
   recoverJournal(): string | null {
-    const staged = this.slots.removeStaging();
-    const j = readJournal(this.d.paths);
-    if (!j || j.op === "update-self") return staged ? `removed ${staged} staging dir(s)` : null;
-    if (j.phase !== "staging") {
-      this.slots.setCurrent(j.from);
-      this.slots.setPrevious(j.prev);
-      if (j.op === "update" && j.target && j.target !== j.from) this.slots.mark(j.target, "failed");
-      if (j.pid && isAlive(j.pid) && this.d.sup.isOurs(j.pid)) {
-        try { process.kill(j.pid, "SIGKILL"); } catch {}
-      }
+    const r = recoverInstall(this.set, () => false);
+    if (r.outcome === "none") return null;
+    if (r.outcome === "damaged-journal") return `state.json could not be read; moved it to ${r.aside} and kept the slots as the links say`;
+    const j = r.journal;
+    if (j.pid && isAlive(j.pid) && this.d.sup.isOurs(j.pid)) {
+      try { process.kill(j.pid, "SIGKILL"); } catch {}
     }
-    clearJournal(this.d.paths);
     return `recovered from an interrupted ${j.op} (${j.phase}): current is ${j.phase === "staging" ? "unchanged" : `back on ${j.from?.slice(0, 12) ?? "none"}`}`;
   }
 
-  /** Makes sure the agent that runs is current's; restarts it otherwise. */
+  /**
+   * Makes sure the agent that runs is current's; restarts it otherwise —
+   * from current only if it is intact, else from an intact previous (the
+   * switch journalled like a rollback), else none.
+   */
   async ensureAgent(): Promise<void> {
-    const cur = this.slots.current();
-    if (!cur || !this.slots.has(cur)) {
+    let cur = this.set.current();
+    if (!cur || !this.set.has(cur)) {
       this.d.log.info("no current release; not starting an agent");
       return;
     }
-    let h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
+    let h = await this.d.health();
     const running = this.d.sup.agents();
     // One agent that does not answer yet may be starting (systemd starts it
     // beside the updater at boot): give it the probe's time, not a restart.
     const deadline = Date.now() + timeouts.probe();
     while (!h && running.length === 1 && isAlive(running[0]!) && Date.now() < deadline) {
       await Bun.sleep(50);
-      h = await localHealth(this.d.paths.agentSock, 1000).catch(() => null);
+      h = await this.d.health();
     }
     if (h && h.release === cur && running.length === 1 && running[0] === h.pid) {
       this.d.log.info(`agent pid ${h.pid} already runs ${cur.slice(0, 12)}`);
       return;
     }
+    if (!(await this.runnable(cur))) {
+      const prev = this.set.previous();
+      const fallback = prev && this.set.has(prev) && (await this.runnable(prev)) ? prev : null;
+      this.d.log.warn(fallback ? `starting the previous release ${fallback.slice(0, 12)} instead` : "no intact release to start; no agent runs until the next push");
+      if (!fallback) {
+        await this.d.sup.stop();
+        return;
+      }
+      this.set.flip(fallback, null);
+      cur = fallback;
+    }
     const { pid, t } = await this.restartAndProbe(cur);
     this.d.log[t.healthy ? "info" : "warn"](`agent pid ${pid} on ${cur.slice(0, 12)}: ${t.healthy ? "healthy" : t.attempts.at(-1)?.note}`);
   }
+}
+
+/** What staging did and where the time went, for the answer. */
+export function report(s: Staged, times: InstallReport["ms"]): InstallReport {
+  return { ...s.report, ms: times };
 }

@@ -1,29 +1,46 @@
 /**
- * The updater's route tables (mTLS and local socket). One operation at a
- * time: a second gets 423, while /health and /releases keep answering.
+ * The updater's route tables (mTLS and local socket), served from the
+ * protocol's `updaterApi`. One operation at a time: a second gets 423, while
+ * /health and /releases keep answering.
  */
-import type { UpdaterHealth } from "../../protocol/updater.ts";
+import { type UpdaterHealth, updaterApi } from "../../protocol/updater.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
+import type { LocalHealth } from "../../lib/control-socket.ts";
 import { DecnetError } from "../../lib/errors.ts";
-import { localHealth } from "../../lib/control-socket.ts";
+import { timeouts } from "../../lib/timeouts.ts";
 import { json, route, type Routes } from "../server.ts";
-import { z } from "zod";
 import type { AgentOps } from "./ops.ts";
+import type { ReleaseSet } from "./release-set.ts";
 import type { SelfOps } from "./self.ts";
 import { stageDelta } from "./stage-delta.ts";
 import { stageUpload } from "./stage.ts";
+import type { StageOptions, Staged } from "./staging.ts";
 
 /** The operation lock: one update, rollback or recovery at a time. */
 export class OpLock {
-  busy: string | null = null;
+  private name: string | null = null;
+
+  get busy(): string | null {
+    return this.name;
+  }
+
   async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    if (this.busy) throw new DecnetError("busy", `another operation is in flight (${this.busy}); try again when it ends`);
-    this.busy = name;
+    this.take(name);
     try {
       return await fn();
     } finally {
-      this.busy = null;
+      this.name = null;
     }
+  }
+
+  /** Takes the lock for good: the process is about to be replaced (a self-update's re-exec). */
+  hold(name: string): void {
+    this.take(name);
+  }
+
+  private take(name: string): void {
+    if (this.name) throw new DecnetError("busy", `another operation is in flight (${this.name}); try again when it ends`);
+    this.name = name;
   }
 }
 
@@ -35,12 +52,13 @@ export interface UpdaterDeps {
   /** Stops the servers and re-executes; called after the 202 has gone out. */
   reexec: () => Promise<never>;
   lock: OpLock;
-  agentSock: string;
+  /** The agent's local /health, or null when it does not answer. */
+  agentHealth: (timeoutMs: number) => Promise<LocalHealth | null>;
 }
 
 async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
-  const h = await localHealth(d.agentSock, 500).catch(() => null);
-  const current = d.ops.slots.current();
+  const h = await d.agentHealth(timeouts.healthAgent());
+  const current = d.ops.set.current();
   return {
     status: "ok",
     role: "updater",
@@ -52,61 +70,44 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
   };
 }
 
-function stageOptions(d: UpdaterDeps, req: Request) {
+/** The upload in `req` staged into `set`: whole, or as a delta against `delta`. */
+async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined): Promise<() => Promise<Staged>> {
   const len = req.headers.get("content-length");
-  return { maxBytes: d.maxUploadBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+  const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+  if (!delta) return () => stageUpload(set.paths, req.body, o);
+  return async () => stageDelta(set.paths, set.spare, await set.base(delta), delta, req.body, o);
 }
 
 export function updaterRoutes(d: UpdaterDeps): Routes {
-  return {
-    "GET /blocks": route({
-      query: z.object({
-        release: z.string().regex(/^[0-9a-f]{64}$/, "a release id"),
-        /** The agent's releases (default) or the updater's own. */
-        slot: z.enum(["agent", "updater"]).default("agent"),
-      }),
-      handle: async ({ query }) => {
-        const b = await (query.slot === "updater" ? d.self.slots : d.ops.slots).blocks(query.release);
-        if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
-        return b;
-      },
+  return [
+    route(updaterApi.blocks, async ({ query }) => {
+      const b = await (query.slot === "updater" ? d.self.set : d.ops.set).blocks(query.release);
+      if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
+      return b;
     }),
-    "GET /health": route({ handle: () => health(d) }),
-    "GET /releases": route({ handle: () => d.ops.slots.list() }),
-    "POST /rollback": route({ handle: () => d.lock.run("rollback", () => d.ops.rollback()) }),
-    "POST /update": route({
-      query: z.object({ delta: z.string().regex(/^[0-9a-f]{64}$/, "a base release id").optional() }),
-      handle: ({ req, server, query }) =>
-        d.lock.run("update", () => {
-          // Install, restart and probes may take a while with nothing on the wire.
-          server?.timeout(req, 0);
-          const o = stageOptions(d, req);
-          const paths = d.ops.slots.paths;
-          return d.ops.update(() => (query.delta ? stageDelta(d.ops.slots, paths, query.delta, req.body, o) : stageUpload(paths, req.body, o)));
-        }),
-    }),
-    "POST /update-self": route({
-      query: z.object({
-        confirm_self: z.literal("true", { message: "add ?confirm_self=true: a self-update has no automatic rollback" }),
-        delta: z.string().regex(/^[0-9a-f]{64}$/, "a base release id").optional(),
-      }),
-      handle: async ({ req, server, query }) => {
+    route(updaterApi.health, () => health(d)),
+    route(updaterApi.releases, () => d.ops.set.list()),
+    route(updaterApi.rollback, () => d.lock.run("rollback", () => d.ops.rollback())),
+    route(updaterApi.update, ({ req, server, query }) =>
+      d.lock.run("update", async () => {
+        // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        const o = stageOptions(d, req);
-        const paths = d.self.slots.paths;
-        const stage = () => (query.delta ? stageDelta(d.self.slots, paths, query.delta, req.body, o) : stageUpload(paths, req.body, o));
-        const r = await d.lock.run("update-self", () => d.self.install(stage));
-        if (!r.reexec) return r.response;
-        // Hold every other operation off until the new image serves; answer
-        // first, then replace ourselves once the answer is on the wire.
-        d.lock.busy = "update-self (re-executing)";
-        setTimeout(() => void d.reexec(), 200);
-        return json(r.response, 202);
-      },
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta));
+      }),
+    ),
+    route(updaterApi.updateSelf, async ({ req, server, query }) => {
+      server?.timeout(req, 0);
+      const r = await d.lock.run("update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta)));
+      if (!r.reexec) return r.response;
+      // Hold every other operation off until the new image serves; answer
+      // first, then replace ourselves once the answer is on the wire.
+      d.lock.hold("update-self (re-executing)");
+      setTimeout(() => void d.reexec(), timeouts.reexecDelay());
+      return json(r.response, 202);
     }),
-  };
+  ];
 }
 
 export function updaterLocalRoutes(d: UpdaterDeps): Routes {
-  return { "GET /health": route({ handle: () => health(d) }) };
+  return [route(updaterApi.health, () => health(d))];
 }

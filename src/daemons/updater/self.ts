@@ -1,14 +1,13 @@
 /**
- * The updater replacing itself: the same verified install into
- * `<install-dir>/updater/releases/<id>`, a preflight of the new binary with
- * this exact configuration (binds nothing), the flip of the updater's own
- * slots, then — after the 202 is on the wire — execve in place. No automatic
- * rollback: the preflight is what keeps a broken updater from replacing this one.
+ * The updater replacing itself: the shared journalled install into
+ * `<install-dir>/updater/releases/<id>`, with a preflight of the new binary
+ * under this exact configuration (it binds nothing) as its last check, the
+ * flip of the updater's own slots, then — after the 202 is on the wire —
+ * execve in place; and on start, confirming or undoing that.
  */
 import type { SwitchResponse } from "../../protocol/updater.ts";
 import { buildInfo } from "../../lib/build-info.ts";
-import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
-import { envSnapshot } from "../../lib/env.ts";
+import { type ResolvedUpdaterConfig, updaterArgv, updaterEnv } from "../../lib/config.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { type InstallPaths, RELEASE_BINARY } from "../../lib/paths.ts";
@@ -16,36 +15,15 @@ import { run } from "../../lib/proc.ts";
 import { reexec } from "../../lib/reexec.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import { join } from "node:path";
-import { commit, installCheck } from "./install.ts";
-import { clearJournal, readJournal, writeJournal } from "./journal.ts";
-import { Slots } from "./slots.ts";
-import type { Staged } from "./stage.ts";
-
-/** The updater's command line, rebuilt from its resolved configuration. */
-export function updaterArgv(cfg: ResolvedUpdaterConfig): string[] {
-  return [
-    "updater", "--host", cfg.host, "--port", String(cfg.port), "--updater-dir", cfg.updaterDir,
-    "--install-dir", cfg.installDir, "--agent-dir", cfg.agentDir, "--agent-port", String(cfg.agentPort),
-    "--agent-supervisor", cfg.agentSupervisor,
-  ];
-}
-
-/** The same configuration in the environment, for the new image (DESIGN §5). */
-export function updaterEnv(cfg: ResolvedUpdaterConfig): Record<string, string> {
-  return envSnapshot({
-    DECNET_UPDATER_HOST: cfg.host,
-    DECNET_UPDATER_PORT: String(cfg.port),
-    DECNET_UPDATER_BUNDLE_DIR: cfg.updaterDir,
-    DECNET_UPDATER_INSTALL_DIR: cfg.installDir,
-    DECNET_UPDATER_AGENT_DIR: cfg.agentDir,
-    DECNET_AGENT_PORT: String(cfg.agentPort),
-  });
-}
+import { install, recoverInstall } from "./install-sequence.ts";
+import { report } from "./ops.ts";
+import { ReleaseSet } from "./release-set.ts";
+import type { Staged } from "./staging.ts";
 
 export class SelfOps {
-  readonly slots: Slots;
+  readonly set: ReleaseSet;
   constructor(private cfg: ResolvedUpdaterConfig, private paths: InstallPaths, private log: Logger) {
-    this.slots = new Slots(paths.updater);
+    this.set = new ReleaseSet(paths.updater);
   }
 
   /**
@@ -53,39 +31,26 @@ export class SelfOps {
    * Returns what to answer and whether to re-exec.
    */
   async install(stage: () => Promise<Staged>): Promise<{ response: SwitchResponse; reexec: boolean }> {
-    const started = new Date().toISOString();
-    const from = this.slots.current();
-    const prev = this.slots.previous();
-    writeJournal(this.paths.updater, { op: "update-self", phase: "staging", from, prev, target: null, pid: process.pid, started_at: started });
-    try {
-      const staged = await stage();
-      const id = staged.manifest.id;
-      const release = { id, version: staged.manifest.version };
-      try {
-        await installCheck(staged);
-        if (id === buildInfo().release) {
-          // Already running exactly this release: nothing to replace.
-          commit(this.paths.updater, staged);
-          clearJournal(this.paths.updater);
-          return { response: { status: "unchanged", release, previous: prev, agent_pid: null, transcript: null }, reexec: false };
-        }
-        await this.preflight(join(staged.dir, RELEASE_BINARY));
-      } catch (e) {
-        this.slots.removeStaging();
-        throw e;
-      }
-      writeJournal(this.paths.updater, { op: "update-self", phase: "switched", from, prev, target: id, pid: process.pid, started_at: started });
-      commit(this.paths.updater, staged);
-      this.slots.keepIndex(id, staged);
-      this.slots.mark(id, "unknown");
-      if (from !== id) this.slots.setPrevious(from);
-      this.slots.setCurrent(id);
-      this.log.info(`self-update to ${id.slice(0, 12)} (${release.version}) installed; re-executing`);
-      return { response: { status: "updated", release, previous: from, agent_pid: null, transcript: null }, reexec: true };
-    } catch (e) {
-      if (readJournal(this.paths.updater)?.phase === "staging") clearJournal(this.paths.updater);
-      throw e;
-    }
+    const running = buildInfo().release;
+    const r = await install({
+      op: "update-self",
+      set: this.set,
+      stage,
+      pid: process.pid,
+      // Already running exactly this release: nothing to replace.
+      unchanged: async (s, _from, prev) =>
+        s.manifest.id === running
+          ? { status: "unchanged", release: { id: s.manifest.id, version: s.manifest.version }, previous: prev, agent_pid: null, transcript: null, install: report(s, { stage: 0, check: 0, switch: 0, probe: 0 }) }
+          : null,
+      preflight: (s) => this.preflight(join(s.dir, RELEASE_BINARY)),
+    });
+    if (!r.switched) return { response: r.response, reexec: false };
+    const { staged, journal } = r;
+    const id = staged.manifest.id;
+    this.set.flip(id, journal.from === id ? journal.prev : journal.from);
+    this.log.info(`self-update to ${id.slice(0, 12)} (${staged.manifest.version}) installed; re-executing`);
+    const release = { id, version: staged.manifest.version };
+    return { response: { status: "updated", release, previous: journal.from, agent_pid: null, transcript: null, install: report(staged, { ...r.ms, switch: 0, probe: 0 }) }, reexec: true };
   }
 
   /** The new binary loads this exact configuration and binds nothing; refuse if it cannot. */
@@ -121,22 +86,20 @@ export class SelfOps {
    * good), or undo a flip to a release this process is not running.
    */
   recover(): string | null {
-    this.slots.removeStaging();
-    const j = readJournal(this.paths.updater);
-    if (!j) return null;
-    clearJournal(this.paths.updater);
     const running = buildInfo().release;
-    if (j.target && running === j.target) {
-      this.slots.mark(j.target, "good");
-      this.slots.prune(this.cfg.keepReleases);
-      return `self-update to ${j.target.slice(0, 12)} confirmed`;
+    const r = recoverInstall(this.set, (j) => j.target === running);
+    switch (r.outcome) {
+      case "none":
+        return null;
+      case "damaged-journal":
+        return `updater/state.json could not be read; moved it to ${r.aside} and kept the updater's slots as the links say`;
+      case "confirmed":
+        this.set.prune(this.cfg.keepReleases);
+        return `self-update to ${r.journal.target!.slice(0, 12)} confirmed`;
+      case "undone":
+        return `self-update to ${r.journal.target?.slice(0, 12)} did not take over (running ${running?.slice(0, 12) ?? "a non-release binary"}); updater slots restored`;
+      case "discarded":
+        return "an interrupted self-update upload was discarded";
     }
-    if (j.phase !== "staging") {
-      this.slots.setCurrent(j.from);
-      this.slots.setPrevious(j.prev);
-      if (j.target) this.slots.mark(j.target, "failed");
-      return `self-update to ${j.target?.slice(0, 12)} did not take over (running ${running?.slice(0, 12) ?? "a non-release binary"}); updater slots restored`;
-    }
-    return "an interrupted self-update upload was discarded";
   }
 }

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { writeFileAtomic } from "../../lib/atomic.ts";
-import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
+import { agentArgv, type ResolvedUpdaterConfig } from "../../lib/config.ts";
 import { envSnapshot } from "../../lib/env.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -148,7 +148,7 @@ export class Supervisor {
     const fd = openSync(this.paths.agentSpawnLog, "a", 0o600);
     try {
       const child = Bun.spawn(
-        [join(this.paths.current, RELEASE_BINARY), "agent", "--host", this.cfg.host, "--port", String(this.cfg.agentPort), "--agent-dir", this.cfg.agentDir, "--install-dir", this.paths.root],
+        [join(this.paths.current, RELEASE_BINARY), ...agentArgv({ ...this.cfg, installDir: this.paths.root })],
         { cwd: this.paths.root, detached: true, stdin: "ignore", stdout: fd, stderr: fd, env: envSnapshot() },
       );
       child.unref();

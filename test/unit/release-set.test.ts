@@ -4,18 +4,19 @@
  * index) goes, the newest of it into the spare, which one update takes.
  */
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Slots } from "../../src/daemons/updater/slots.ts";
+import { ReleaseSet } from "../../src/daemons/updater/release-set.ts";
 import { installPaths } from "../../src/lib/paths.ts";
-import { releaseId } from "../../src/protocol/manifest.ts";
+import { manifestFor } from "../../src/protocol/manifest.ts";
 
-function fakeRelease(slots: Slots, n: number): string {
+function fakeRelease(slots: ReleaseSet, n: number): string {
   const files = [{ path: "decnet", mode: "0755", size: n, sha256: n.toString(16).padStart(64, "0") }];
-  const id = releaseId(files);
+  const m = manifestFor({ version: `1.${n}`, target: "linux-x64" }, files);
+  const id = m.id;
   mkdirSync(slots.paths.release(id), { recursive: true });
-  writeFileSync(join(slots.paths.release(id), "manifest.json"), JSON.stringify({ format: 1, name: "decnet", version: `1.${n}`, git: { sha: "x", dirty: false }, built_at: null, target: "linux-x64", files, id }));
+  writeFileSync(join(slots.paths.release(id), "manifest.json"), JSON.stringify(m));
   mkdirSync(join(slots.paths.root, "blocks"), { recursive: true });
   writeFileSync(slots.paths.blocks(id), "{}");
   return id;
@@ -24,7 +25,7 @@ function fakeRelease(slots: Slots, n: number): string {
 test("prune keeps current, previous, the newest N good and the newest failed; removes the rest", () => {
   const dir = mkdtempSync(join(tmpdir(), "decnet-slots-"));
   try {
-    const slots = new Slots(installPaths(dir));
+    const slots = new ReleaseSet(installPaths(dir));
     const ids = Array.from({ length: 8 }, (_, i) => fakeRelease(slots, i + 1));
     const status = ["good", "good", "failed", "good", "good", "failed", "good", "good"] as const;
     ids.forEach((id, i) => slots.mark(id, status[i]!, new Date(Date.UTC(2026, 0, i + 1))));
@@ -32,8 +33,7 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
     const gone = "e".repeat(64);
     writeFileSync(slots.paths.blocks(gone), "{}");
     slots.mark(gone, "good");
-    slots.setCurrent(ids[0]!); // an old release can be current (after rollbacks)
-    slots.setPrevious(ids[1]!);
+    slots.flip(ids[0]!, ids[1]!); // an old release can be current (after rollbacks)
     const removed = slots.prune(2);
     const kept = readdirSync(slots.paths.releases).filter((n) => n !== ".spare").sort();
     expect({
@@ -58,13 +58,13 @@ test("prune keeps current, previous, the newest N good and the newest failed; re
   }
 });
 
-test("takeSpare hands over one file with its recorded digests, once; a spare without a usable index gives nothing", () => {
+test("the spare hands over one file with its recorded digests, once; a spare without a usable index gives nothing", () => {
   const dir = mkdtempSync(join(tmpdir(), "decnet-slots-"));
   try {
     const hashes = Buffer.alloc(64, 7);
     /** A fresh install dir whose spare is a pruned release with the file `decnet` and this index. */
     const spareWith = (name: string, index: unknown) => {
-      const slots = new Slots(installPaths(join(dir, name)));
+      const slots = new ReleaseSet(installPaths(join(dir, name)));
       const ids = [1, 2, 3].map((n) => fakeRelease(slots, n));
       ids.forEach((id, i) => slots.mark(id, "good", new Date(Date.UTC(2026, 0, i + 1))));
       writeFileSync(join(slots.paths.release(ids[0]!), "decnet"), "old bytes");
@@ -74,8 +74,9 @@ test("takeSpare hands over one file with its recorded digests, once; a spare wit
       return { slots, dest: join(slots.paths.root, "stage/decnet") };
     };
     const take = (s: ReturnType<typeof spareWith>, path = "decnet") => {
-      const d = s.slots.takeSpare(path, s.dest);
-      return [d && Buffer.from(d).equals(hashes), existsSync(s.dest) && readFileSync(s.dest, "utf8"), existsSync(s.slots.paths.spare)];
+      const held = s.slots.spare.take(path, s.dest);
+      if (held) closeSync(held.fd);
+      return [held && Buffer.from(held.digests).equals(hashes), existsSync(s.dest) && readFileSync(s.dest, "utf8"), existsSync(s.slots.paths.spare)];
     };
     const good = { release: "x", block_size: 16384, files: { decnet: { size: 9, hashes: hashes.toString("base64") } } };
     const hit = spareWith("hit", good);

@@ -1,0 +1,207 @@
+/**
+ * One host's push: the release to the agent's slots, the agent's /health
+ * checked from outside, then (with --include-self) the updater's own slots —
+ * each sent as a delta against what that slot runs when it can, else whole.
+ * Returns the host's row, built once.
+ */
+import { agentHealth } from "../../client/agent.ts";
+import { blocks, fileStream, releases, type UpdaterEndpoint, updaterHealth, upload, waitForUpdaterRelease } from "../../client/updater.ts";
+import type { BlocksResponse } from "../../protocol/delta.ts";
+import type { InstallReport, RolledBackDetail, Slot, SwitchResponse } from "../../protocol/updater.ts";
+import { errorMessage, RemoteError } from "../../lib/errors.ts";
+import { timeouts } from "../../lib/timeouts.ts";
+import type { DeltaSource } from "../delta.ts";
+
+/** Delta bodies per base, shared by a push's hosts (core/delta's DeltaSource). */
+export type Deltas = Pick<DeltaSource, "body">;
+import type { Host } from "../registry.ts";
+import type { Release } from "../release.ts";
+
+export type Outcome = "updated" | "rolled-back" | "error";
+export type SelfOutcome = "updated" | "unchanged" | "error";
+
+/** How a release travelled to one slot (DESIGN §17). */
+export interface Transfer {
+  mode: "full" | "delta";
+  /** Bytes the master put on the wire for it. */
+  bytes: number;
+  /** The release a delta was made against. */
+  base?: string;
+  /** The error code that made a delta fall back to a full push. */
+  fallback?: string;
+}
+
+export interface HostResult {
+  host: string;
+  address: string;
+  agent: Outcome;
+  /** null when no self-update was attempted (the table shows —); unchanged when it already ran the release. */
+  self: SelfOutcome | null;
+  detail: string;
+  release_id: string;
+  /** The agent's release; null when nothing was sent. */
+  transfer: Transfer | null;
+  /** The updater's own release, with --include-self. */
+  self_transfer: Transfer | null;
+  /** What the worker's install did (its answer), when it answered one. */
+  install: InstallReport | null;
+  bytes_sent: number;
+  duration_ms: number;
+}
+
+export type Progress =
+  | { host: string; phase: "uploading"; sent: number; total: number | null }
+  | { host: string; phase: "installing" }
+  | { host: string; phase: "verifying" }
+  | { host: string; phase: "self-updating" }
+  | { host: string; phase: "done"; result: HostResult };
+
+/** The worker calls a push makes (client/; a fake in unit tests). */
+export interface WorkerClient {
+  releases: typeof releases;
+  updaterHealth: typeof updaterHealth;
+  blocks: (e: UpdaterEndpoint, release: string, slot: Slot) => Promise<BlocksResponse>;
+  upload: typeof upload;
+  waitForUpdaterRelease: typeof waitForUpdaterRelease;
+  agentHealth: typeof agentHealth;
+}
+
+export const workerClient: WorkerClient = { releases, updaterHealth, blocks, upload, waitForUpdaterRelease, agentHealth };
+
+/** A release set on the worker, as the master addresses it. */
+interface Target {
+  slot: Slot;
+  /** The release that slot runs: what a delta is made against. */
+  base(c: WorkerClient, e: UpdaterEndpoint): Promise<string | null>;
+  /** Why there is no base, for the row. */
+  noBase: string;
+}
+
+const AGENT: Target = { slot: "agent", base: async (c, e) => (await c.releases(e)).current, noBase: "no release there yet" };
+const UPDATER: Target = { slot: "updater", base: async (c, e) => (await c.updaterHealth(e)).release, noBase: "the updater runs no release yet" };
+
+/** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */
+const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
+const kb = (n: number) => `${(n / 1000).toFixed(0)} kB`;
+
+/** A one-line reason for a failed push, with the worker's own words where it has some. */
+export function describe(e: unknown): { outcome: Outcome; detail: string } {
+  if (e instanceof RemoteError) {
+    if (e.code === "rolled_back") {
+      const d = e.detail as RolledBackDetail | undefined;
+      const agentSaid = d?.transcripts.new.log_tail?.trim().split("\n").filter(Boolean).at(-1);
+      return { outcome: d?.rolled_back ? "rolled-back" : "error", detail: `${e.message}${agentSaid ? ` — agent said: ${agentSaid}` : ""}` };
+    }
+    return { outcome: "error", detail: `${e.message}${e.hint ? ` — ${e.hint}` : ""}` };
+  }
+  return { outcome: "error", detail: errorMessage(e) };
+}
+
+/** The row's words for a transfer: "full", "delta 161 kB against …", "full (delta refused: …)". */
+function note(t: Transfer, why: string | null): string {
+  if (t.mode === "delta") return `delta ${kb(t.bytes)} against ${t.base!.slice(0, 12)}`;
+  return why ? `full (${why})` : "full";
+}
+
+/**
+ * Sends `r` to one slot: as a delta against what it runs when it can, else
+ * whole. `onBytes` sees the bytes as they leave; `transfer` is set as soon as
+ * the mode is known, so a failed push still says what was sent.
+ */
+async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, delta: Deltas | null, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
+  let why: string | null = null;
+  let fallback: string | undefined;
+  if (delta) {
+    try {
+      const base = await target.base(c, e);
+      if (!base) why = target.noBase;
+      else {
+        const body = await delta.body(await c.blocks(e, base, target.slot));
+        if (!body) why = "a delta would carry most of it";
+        else {
+          const t: Transfer = { mode: "delta", bytes: 0, base };
+          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+          t.bytes = bytesSent;
+          return { result, transfer: t, note: note(t, null) };
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof RemoteError && FALLBACK.has(err.code))) throw err;
+      why = `delta refused: ${err.message}`;
+      fallback = err.code;
+    }
+  }
+  const t: Transfer = { mode: "full", bytes: 0, ...(fallback ? { fallback } : {}) };
+  const length = Bun.file(r.file).size;
+  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+  t.bytes = bytesSent;
+  return { result, transfer: t, note: note(t, why) };
+}
+
+/** /update-self (delta when it can), then wait for the updater to come back on the release. */
+async function selfUpdate(c: WorkerClient, h: Host, r: Release, delta: Deltas | null, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
+  const e = { host: h.name, address: h.address, port: h.updater_port };
+  onProgress({ host: h.name, phase: "self-updating" });
+  let transfer: Transfer | null = null;
+  try {
+    const sent = await send(c, e, r, delta, UPDATER, (t) => { transfer = t; });
+    transfer = sent.transfer;
+    if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer };
+    await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
+    return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer };
+  } catch (err) {
+    return { self: "error", detail: `self-update: ${describe(err).detail}`, transfer };
+  }
+}
+
+/** Pushes `r` to host `h`: one row, whatever happens. */
+export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; delta: Deltas | null; onProgress: (p: Progress) => void; client?: WorkerClient }): Promise<HostResult> {
+  const c = o.client ?? workerClient;
+  const t0 = performance.now();
+  let transfer: Transfer | null = null;
+  let install: InstallReport | null = null;
+  let outcome: { agent: Outcome; detail: string; self?: Awaited<ReturnType<typeof selfUpdate>> };
+  try {
+    let installing = false;
+    const sent = await send(c, { host: h.name, address: h.address, port: h.updater_port }, r, o.delta, AGENT, (t, total) => {
+      transfer = t;
+      o.onProgress({ host: h.name, phase: "uploading", sent: t.bytes, total });
+      if (t.bytes === total && !installing) {
+        installing = true;
+        o.onProgress({ host: h.name, phase: "installing" });
+      }
+    });
+    transfer = sent.transfer;
+    install = sent.result.install ?? null;
+    o.onProgress({ host: h.name, phase: "verifying" });
+    // Trust, then verify from outside: the agent itself must report the release.
+    const health = await c.agentHealth({ host: h.name, address: h.address, port: h.agent_port });
+    if (health.release !== r.manifest.id) {
+      outcome = { agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}` };
+    } else {
+      const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
+      if (!o.includeSelf) outcome = { agent: "updated", detail };
+      else {
+        const self = await selfUpdate(c, h, r, o.delta, o.onProgress);
+        outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, self };
+      }
+    }
+  } catch (e) {
+    outcome = { ...(({ outcome: agent, detail }) => ({ agent, detail }))(describe(e)) };
+  }
+  const t = transfer as Transfer | null;
+  const selfTransfer = outcome.self?.transfer ?? null;
+  return {
+    host: h.name,
+    address: h.address,
+    agent: outcome.agent,
+    self: outcome.self?.self ?? null,
+    detail: outcome.detail,
+    release_id: r.manifest.id,
+    transfer: t,
+    self_transfer: selfTransfer,
+    install,
+    bytes_sent: (t?.bytes ?? 0) + (selfTransfer?.bytes ?? 0),
+    duration_ms: Math.round(performance.now() - t0),
+  };
+}
