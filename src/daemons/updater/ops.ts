@@ -209,8 +209,15 @@ export class AgentOps {
       this.d.log.info("no current release; not starting an agent");
       return;
     }
-    const h = await this.d.health();
+    let h = await this.d.health();
     const running = this.d.sup.agents();
+    // One agent that does not answer yet may be starting (systemd starts it
+    // beside the updater at boot): give it the probe's time, not a restart.
+    const deadline = Date.now() + timeouts.probe();
+    while (!h && running.length === 1 && isAlive(running[0]!) && Date.now() < deadline) {
+      await Bun.sleep(50);
+      h = await this.d.health();
+    }
     if (h && h.release === cur && running.length === 1 && running[0] === h.pid) {
       this.d.log.info(`agent pid ${h.pid} already runs ${cur.slice(0, 12)}`);
       return;

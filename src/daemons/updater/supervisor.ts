@@ -6,7 +6,8 @@
  * another install's, never another uid's. Signals go to exact processes
  * (signal.ts). A stop is complete only when none of ours holds the agent
  * port; a foreign process that would keep the new agent from binding is
- * found before the running agent is stopped, not after.
+ * found before the running agent is stopped, not after. Under systemd:
+ * systemctl, and the agent's output from its journal.
  */
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
@@ -177,6 +178,7 @@ export class Supervisor {
   }
 
   logSince(offset: number, max = 8192): string {
+    if (this.cfg.agentSupervisor === "systemd") return this.journalTail(max);
     try {
       const text = readFileSync(this.paths.agentSpawnLog).subarray(offset).toString("utf8");
       return text.length > max ? text.slice(-max) : text;
@@ -187,12 +189,7 @@ export class Supervisor {
 
   /** Starts `<install-dir>/current/decnet agent …` detached; returns the serving pid. */
   async start(): Promise<number | null> {
-    if (this.cfg.agentSupervisor === "systemd") {
-      await this.systemctl("restart");
-      const r = await run(["systemctl", "show", "-p", "MainPID", "--value", "decnet-agent"], { timeoutMs: 10_000 });
-      const pid = Number(r.stdout.trim());
-      return pid > 0 ? pid : null;
-    }
+    if (this.cfg.agentSupervisor === "systemd") return this.systemdStart();
     const fd = openSync(this.paths.agentSpawnLog, "a", 0o600);
     try {
       const child = Bun.spawn(
@@ -218,8 +215,114 @@ export class Supervisor {
     return { pid: await this.start(), logOffset };
   }
 
-  private async systemctl(verb: string): Promise<void> {
-    const r = await run(["systemctl", verb, "decnet-agent"], { timeoutMs: timeouts.stop() + 5_000 });
-    if (r.code !== 0) throw new DecnetError("install_failed", `systemctl ${verb} decnet-agent failed: ${(r.spawnError ?? r.stderr).trim()}`);
+  // ---- systemd (--agent-supervisor systemd): the unit decnet-agent.service ----
+
+  /** The agent unit's invocation this updater last started: its journal is that agent's output. */
+  private invocation: string | null = null;
+
+  private async unitProps(names: string[]): Promise<Record<string, string>> {
+    const r = await run(["systemctl", "show", ...names.flatMap((n) => ["-p", n]), AGENT_UNIT], { timeoutMs: SYSTEMCTL_QUERY_MS });
+    if (r.code !== 0) {
+      const why = (r.spawnError ?? r.stderr).trim() || (r.timedOut ? `no answer within ${SYSTEMCTL_QUERY_MS} ms` : `exit ${r.code}`);
+      throw new DecnetError("install_failed", `systemctl show ${AGENT_UNIT} failed: ${why}`);
+    }
+    const props: Record<string, string> = {};
+    for (const line of r.stdout.split("\n")) {
+      const eq = line.indexOf("=");
+      if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return props;
   }
+
+  private async noteInvocation(): Promise<number | null> {
+    const p = await this.unitProps(["ExecMainPID", "InvocationID"]);
+    this.invocation = /^[0-9a-f]{32}$/.test(p.InvocationID ?? "") ? p.InvocationID! : null;
+    const pid = Number(p.ExecMainPID);
+    return pid > 0 ? pid : null;
+  }
+
+  /**
+   * restart, then the new main process. Type=exec makes `restart` return once
+   * the agent's execve succeeded; ExecMainPID still names that process if it
+   * has already exited (MainPID would be 0), so the probe sees it exit at
+   * once instead of waiting for an answer that never comes.
+   */
+  private async systemdStart(): Promise<number | null> {
+    await this.systemctl("restart");
+    const pid = await this.noteInvocation();
+    this.log.info(`started ${AGENT_UNIT} pid ${pid ?? "?"} (invocation ${this.invocation ?? "?"}) from ${readLink(this.paths.current) ?? "?"}`);
+    return pid;
+  }
+
+  /**
+   * The last `max` characters of what the agent's last invocation wrote to
+   * the journal (its own lines only: the master quotes the last one as what
+   * the agent said). Only read when a start or a probe failed; synchronous
+   * because the probe's transcript is.
+   */
+  private journalTail(max: number): string {
+    if (!this.invocation) return "";
+    // What the agent wrote just before it exited may still be in journald's queue.
+    Bun.spawnSync(["journalctl", "--sync"], { stdout: "ignore", stderr: "ignore", timeout: SYSTEMCTL_QUERY_MS });
+    const r = Bun.spawnSync(
+      ["journalctl", "--no-pager", "-q", "-o", "cat", "-n", "200", `_SYSTEMD_INVOCATION_ID=${this.invocation}`],
+      { stdout: "pipe", stderr: "pipe", timeout: SYSTEMCTL_QUERY_MS },
+    );
+    const text = r.success ? r.stdout.toString() : `(journalctl failed: ${r.stderr.toString().trim() || `exit ${r.exitCode}`})\n`;
+    return text.length > max ? text.slice(-max) : text;
+  }
+
+  /**
+   * systemctl stop|restart decnet-agent. reset-failed first: a unit that
+   * failed, or hit its start rate limit, refuses to start (units from an
+   * older install.sh keep the default limit of 5 starts in 10 s, and every
+   * push counts). The wait is the unit's own stop timeout plus 5 s, so
+   * systemd's SIGKILL always comes first; a systemctl that fails or still
+   * does not return is reported as that, with both timeouts, and with the
+   * journal of the invocation that failed to start.
+   */
+  private async systemctl(verb: "stop" | "restart"): Promise<void> {
+    await run(["systemctl", "reset-failed", AGENT_UNIT], { timeoutMs: SYSTEMCTL_QUERY_MS });
+    const unitStop = await this.unitProps(["TimeoutStopUSec"]).then((p) => parseTimespan(p.TimeoutStopUSec ?? ""), () => null);
+    const waitMs = Math.min(Math.max(unitStop ?? 0, timeouts.stop()), MAX_SYSTEMCTL_WAIT_MS) + 5_000;
+    const r = await run(["systemctl", verb, AGENT_UNIT], { timeoutMs: waitMs });
+    if (r.code === 0 && !r.timedOut) return;
+    const said = (r.spawnError ?? r.stderr).trim();
+    const stopSec = unitStop === null ? "unknown" : unitStop === Number.POSITIVE_INFINITY ? "infinity" : `${unitStop / 1000} s`;
+    const why = r.timedOut
+      ? `did not return within ${waitMs} ms (the unit's TimeoutStopSec is ${stopSec})`
+      : `failed (exit ${r.code})${said ? `: ${said}` : ""}`;
+    let logTail = "";
+    if (verb === "restart" && !r.timedOut) {
+      await this.noteInvocation().catch(() => null);
+      logTail = this.journalTail(4096);
+    }
+    this.log.error(`systemctl ${verb} ${AGENT_UNIT} ${why}`);
+    throw new DecnetError("install_failed", `systemctl ${verb} ${AGENT_UNIT} ${why}`, {
+      hint: `see \`systemctl status ${AGENT_UNIT}\` and \`journalctl -u ${AGENT_UNIT}\` on the worker`,
+      detail: { systemctl: { verb, exit: r.code, timed_out: r.timedOut, waited_ms: waitMs, unit_stop_timeout: stopSec, stderr: said }, log_tail: logTail },
+    });
+  }
+}
+
+const AGENT_UNIT = "decnet-agent.service";
+/** systemctl show / reset-failed / journalctl: a local D-Bus call, answered in milliseconds. */
+const SYSTEMCTL_QUERY_MS = 5_000;
+/** A unit that says TimeoutStopSec=infinity is not waited for forever. */
+const MAX_SYSTEMCTL_WAIT_MS = 300_000;
+
+/** systemd's time span as `systemctl show` prints it ("10s", "1min 30s", "500ms", "infinity") → ms; null if unparsable. */
+export function parseTimespan(text: string): number | null {
+  const t = text.trim();
+  if (t === "infinity") return Number.POSITIVE_INFINITY;
+  const unit: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+  let total = 0;
+  let rest = t;
+  while (rest) {
+    const m = /^(\d+(?:\.\d+)?)(us|ms|s|min|h|d)\s*/.exec(rest);
+    if (!m) return null;
+    total += Number(m[1]) * unit[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  return t ? total : null;
 }
