@@ -15,6 +15,7 @@ export default defineCommand({
     "agent-supervisor": { type: "enum", options: ["spawn", "systemd"], description: "How to restart the agent (default spawn)" },
     ...daemonArg,
     preflight: { type: "boolean", description: "Load and check everything, bind nothing, exit" },
+    "watch-self-update": { type: "boolean", description: "(internal) watch a self-update until the new updater confirms itself" },
   },
   run: action(async ({ args }) => {
     const { startUpdater } = await import("../daemons/launch.ts");

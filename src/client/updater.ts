@@ -77,7 +77,12 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
   return { result, bytesSent: sent };
 }
 
-/** Polls the updater's /health until it reports `release`, or throws at the deadline. */
+/**
+ * Polls the updater's /health until it reports `release` — or reports that
+ * the new updater never confirmed itself and the previous one took over
+ * again (RemoteError `self_rolled_back`, with its last words) — or throws at
+ * the deadline.
+ */
 export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<UpdaterHealth> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -85,9 +90,15 @@ export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string,
   while (Date.now() < deadline) {
     try {
       const h = await updaterHealth(e);
-      if (h.release === release) return h;
+      if (h.release === release && h.self_update?.outcome !== "trial") return h;
+      const s = h.self_update;
+      if (s?.target === release && s.outcome === "rolled-back") {
+        const said = s.log_tail?.trim().split("\n").filter(Boolean).at(-1);
+        throw new RemoteError(e.host, "self_rolled_back", `the new updater never confirmed itself; the previous one (${h.release?.slice(0, 12) ?? "?"}) runs again${said ? ` — it said: ${said}` : ""}`, 0, s);
+      }
       last = `it still reports release ${h.release?.slice(0, 12) ?? "none"}`;
     } catch (err) {
+      if (err instanceof RemoteError && err.code === "self_rolled_back") throw err;
       last = err instanceof Error ? err.message : err;
     }
     await Bun.sleep(wait);

@@ -63,6 +63,11 @@ async function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): Promise<
 export async function startUpdater(flags: Flags, detach: boolean): Promise<void> {
   loadEnv(flags);
   const cfg = resolveUpdaterConfig(flags);
+  if (flags.watchSelfUpdate) {
+    const { watchSelfUpdate } = await import("./updater/self-watch.ts");
+    await watchSelfUpdate(cfg, installPaths(cfg.installDir), createLogger("updater-watchdog"));
+    return;
+  }
   if (flags.preflight) {
     await preflight(cfg);
     out(`preflight ok: updater for ${cfg.installDir} on ${cfg.host}:${cfg.port}\n`);

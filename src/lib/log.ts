@@ -17,7 +17,7 @@ export type Logger = Pick<ConsolaInstance, "info" | "warn" | "error" | "debug" |
  * Bun.inspect of an error in a compiled binary prints kilobytes of bundled
  * source; its stack only with DECNET_DEBUG=1.
  */
-function show(a: unknown): string {
+export function show(a: unknown): string {
   if (typeof a === "string") return a;
   if (a instanceof Error) {
     const x = a as Error & { code?: unknown; hint?: unknown };

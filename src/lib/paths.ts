@@ -125,6 +125,8 @@ export function installPaths(installDir: string) {
       pid: join(updaterRoot, "updater.pid"),
       log: join(updaterRoot, "updater.log"),
       sock: join(updaterRoot, "updater.sock"),
+      /** The last self-update: on trial, confirmed, or rolled back, with the new updater's last words. */
+      selfUpdate: join(updaterRoot, "self-update.json"),
     },
     agentPid: join(root, "agent.pid"),
     agentSpawnLog: join(root, "agent.spawn.log"),

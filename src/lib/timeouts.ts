@@ -27,8 +27,13 @@ export const timeouts = {
    * upload at a floor of 1 MB/s. DECNET_UPLOAD_TIMEOUT_MS sets the fixed part.
    */
   upload: (bytes: number) => ms("DECNET_UPLOAD_TIMEOUT_MS", 90_000) + Math.ceil(bytes / 1_000),
-  /** Master: after /update-self, wait for /health to report the new release. */
-  selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 30_000),
+  /** Master: after /update-self, wait for /health to report the new release (or the old one back). */
+  selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 45_000),
+  /**
+   * Updater: a re-executed updater must serve and confirm itself within this,
+   * or the watchdog puts the previous one back. DECNET_SELF_UPDATE_CONFIRM_MS.
+   */
+  selfConfirm: () => ms("DECNET_SELF_UPDATE_CONFIRM_MS", 20_000),
   /** --daemon: how long to wait for the detached daemon to answer. DECNET_DAEMON_START_TIMEOUT_MS. */
   daemonStart: () => ms("DECNET_DAEMON_START_TIMEOUT_MS", 15_000),
   /** Updater: an upload that sends nothing for this long is dropped. */

@@ -5,6 +5,18 @@ import { BlocksResponse } from "./delta.ts";
 import { ReleaseId } from "./manifest.ts";
 import { defineRoute } from "./route.ts";
 
+/** The last self-update as the updater recorded it (self.ts). */
+export const SelfUpdateRecord = z.object({
+  target: ReleaseId,
+  from: ReleaseId.nullable(),
+  /** trial: re-executed, not confirmed yet; rolled-back: it never confirmed, the previous updater runs. */
+  outcome: z.enum(["trial", "confirmed", "rolled-back"]),
+  at: z.string(),
+  /** The new updater's last words, when it rolled back. */
+  log_tail: z.string().max(16_384).optional(),
+});
+export type SelfUpdateRecord = z.infer<typeof SelfUpdateRecord>;
+
 export const UpdaterHealth = z.object({
   status: z.literal("ok"),
   role: z.literal("updater"),
@@ -13,6 +25,8 @@ export const UpdaterHealth = z.object({
   pid: z.number().int(),
   busy: z.string().nullable(),
   agent: z.object({ release: z.string().nullable(), pid: z.number().int().nullable(), healthy: z.boolean() }),
+  /** Absent from updaters before 2026-12-02. */
+  self_update: SelfUpdateRecord.nullable().optional(),
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bundlePaths } from "../../src/lib/paths.ts";
-import { Fleet, release, ROOT, until, type Worker } from "../fleet/harness.ts";
+import { brokenUpdaterRelease, Fleet, release, ROOT, until, type Worker } from "../fleet/harness.ts";
 import { Container, nspawnUnavailable } from "../fleet/nspawn.ts";
 
 // A booted container and 50 MB releases; set per file (a preload only reaches the first file).
@@ -175,6 +175,24 @@ it("--include-self: the updater re-executes in place (same MainPID) on the new r
     agent: h.agent.release,
     active: await active(),
   }).toEqual({ code: 0, row: ["updated", "updated"], updater: [before, v3.id], agent: v3.id, active: ["active", "active"] });
+});
+
+it("a self-update whose new updater dies at start: systemd runs the previous one again, which undoes the switch; the row says rolled-back", async () => {
+  const v3 = await release("v3");
+  const dies = await brokenUpdaterRelease("dies", join(fleet.root, "updater-dies.tar.gz"));
+  const restarts = Number((await c.unit("decnet-updater")).NRestarts);
+  const r = await timed("crashing self-update", () => master(["swarm", "update", "--host", "w1", "--artifact", dies.file, "--include-self", "--json"]));
+  const h = await health();
+  const row = r.json?.hosts[0];
+  // Put the agent back on v3 for the scenarios after this one.
+  expect((await master(["swarm", "update", "--host", "w1", "--artifact", v3.file])).code).toBe(0);
+  expect({
+    code: r.code,
+    row: [row?.agent, row?.self, String(row?.detail).includes("fixture: this updater dies at start")],
+    updater: [h.release, h.self_update?.outcome, slot("updater/current")],
+    restarted: Number((await c.unit("decnet-updater")).NRestarts) > restarts,
+    active: await active(),
+  }).toEqual({ code: 1, row: ["updated", "rolled-back", true], updater: [v3.id, "rolled-back", v3.id], restarted: true, active: ["active", "active"] });
 });
 
 it("kill -9 of the updater mid-probe: systemd restarts it, it undoes the switch and the agent is back on the last good release", async () => {

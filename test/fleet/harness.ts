@@ -296,27 +296,44 @@ export class Fleet implements AsyncDisposable {
 
 
 /**
- * A release that is healthy everywhere except on `failAddress`: its `decnet`
- * is a wrapper that execs the real binary (shipped beside it as a second
- * manifest file), but exits at once when started on that address — like a
- * release that needs a host setting one host lacks.
+ * A release whose `decnet` is a wrapper that execs the real binary (shipped
+ * beside it as a second manifest file) — except when `fails(argv)` says so,
+ * where it runs the shell code `then` instead.
  */
-export async function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
+async function wrapperRelease(out: string, caseArm: string): Promise<Packed> {
   const { mkdtempSync, copyFileSync, chmodSync, writeFileSync, statSync } = await import("node:fs");
   const { manifestFor } = await import("../../src/protocol/manifest.ts");
   const { writeTarball } = await import("../../src/lib/tarball.ts");
   const { sha256File } = await import("../../src/core/release.ts");
   const b = await binaries();
-  const dir = mkdtempSync(join(tmpdir(), "decnet-hostdep-"));
-  const script = `#!/bin/sh\ncase " $* " in *" --host ${failAddress} "*) echo "fixture: this host lacks /etc/decnet/needed.conf" >&2; exit 3;; esac\nexec "$(dirname "$0")/decnet-real" "$@"\n`;
+  const dir = mkdtempSync(join(tmpdir(), "decnet-wrapper-"));
+  const script = `#!/bin/sh\ncase " $* " in\n${caseArm}\nesac\nexec "$(dirname "$0")/decnet-real" "$@"\n`;
   writeFileSync(join(dir, "decnet"), script);
   copyFileSync(b.bin, join(dir, "decnet-real"));
   for (const f of ["decnet", "decnet-real"]) chmodSync(join(dir, f), 0o755);
   const files = await Promise.all(["decnet", "decnet-real"].map(async (p) => ({ path: p, mode: "0755", size: statSync(join(dir, p)).size, sha256: await sha256File(join(dir, p)) })));
   const m = manifestFor({ version: b.version, git: { sha: "fixture", dirty: false }, target: "linux-x64" }, files);
-  const id = m.id;
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
   await writeTarball(out, dir, ["manifest.json", "decnet", "decnet-real"]);
   rmSync(dir, { recursive: true, force: true });
-  return { file: out, id, version: b.version };
+  return { file: out, id: m.id, version: b.version };
+}
+
+/**
+ * A release that is healthy everywhere except on `failAddress`: its agent
+ * exits at once when started on that address — like a release that needs a
+ * host setting one host lacks.
+ */
+export function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
+  return wrapperRelease(out, `  *" --host ${failAddress} "*) echo "fixture: this host lacks /etc/decnet/needed.conf" >&2; exit 3;;`);
+}
+
+/**
+ * A release that is a healthy agent and passes the updater's preflight, but
+ * whose updater, once it runs for real, dies at once ("dies") or never
+ * serves ("hangs"): what a self-update must survive.
+ */
+export function brokenUpdaterRelease(mode: "dies" | "hangs", out: string): Promise<Packed> {
+  const arm = mode === "dies" ? `echo "fixture: this updater dies at start" >&2; exit 3` : `echo "fixture: this updater hangs at start" >&2; exec sleep 600`;
+  return wrapperRelease(out, `  *" --preflight "*|*" --watch-self-update "*) ;;\n  " updater "*) ${arm};;`);
 }

@@ -55,3 +55,21 @@ test("stderr counts as the journal only when JOURNAL_STREAM names its device and
   rmSync(dir, { recursive: true, force: true });
   expect(results).toEqual({ same: "true", otherInode: "false", unset: "false", garbage: "false" });
 });
+
+test("an error in a log line is its name, code, message and hint: no stack or bundled source unless DECNET_DEBUG is set", async () => {
+  const { show } = await import("../../src/lib/log.ts");
+  const { DecnetError } = await import("../../src/lib/errors.ts");
+  const e = new DecnetError("install_failed", "install check failed", { hint: "push it again" });
+  const plain = new TypeError("x is not a function");
+  const before = process.env.DECNET_DEBUG;
+  delete process.env.DECNET_DEBUG;
+  const quiet = [show(e), show(plain)];
+  process.env.DECNET_DEBUG = "1";
+  const debug = show(plain);
+  if (before === undefined) delete process.env.DECNET_DEBUG;
+  else process.env.DECNET_DEBUG = before;
+  expect({ quiet, debugHasStack: debug.includes("\n    at ") }).toEqual({
+    quiet: ["DecnetError [install_failed]: install check failed — push it again", "TypeError: x is not a function"],
+    debugHasStack: true,
+  });
+});

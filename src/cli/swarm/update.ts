@@ -48,7 +48,7 @@ export default defineCommand({
     }
     if (args.json) printJson({ release: { id: report.release.id, version: report.release.version, size: report.release.size }, hosts: report.hosts });
     else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === null ? "—" : paint(h.self), h.detail])));
-    const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error").length;
+    const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error" || h.self === "rolled-back").length;
     if (failed) {
       if (!args.json) err(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);
       process.exitCode = 1;

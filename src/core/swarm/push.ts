@@ -18,7 +18,7 @@ import type { Host } from "../registry.ts";
 import type { Release } from "../release.ts";
 
 export type Outcome = "updated" | "rolled-back" | "error";
-export type SelfOutcome = "updated" | "unchanged" | "error";
+export type SelfOutcome = "updated" | "unchanged" | "rolled-back" | "error";
 
 /** How a release travelled to one slot (DESIGN §17). */
 export interface Transfer {
@@ -150,7 +150,8 @@ async function selfUpdate(c: WorkerClient, h: Host, r: Release, delta: Deltas | 
     await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
     return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer };
   } catch (err) {
-    return { self: "error", detail: `self-update: ${describe(err).detail}`, transfer };
+    const rolledBack = err instanceof RemoteError && err.code === "self_rolled_back";
+    return { self: rolledBack ? "rolled-back" : "error", detail: `self-update: ${describe(err).detail}`, transfer };
   }
 }
 

@@ -40,7 +40,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
@@ -48,6 +48,9 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     sock.stop(true);
   };
   writePidFile(paths.updater.pid, process.pid);
+  // A re-executed updater on trial: final once it answers its own /health.
+  const trial = await self.confirmTrial(async () => (await localHealth(paths.updater.sock, timeouts.localHealth()).catch(() => null))?.pid === process.pid);
+  if (trial) log.info(trial);
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
     server.stop(true);

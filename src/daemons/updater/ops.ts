@@ -91,8 +91,10 @@ export class AgentOps {
       try {
         restarted = await this.d.sup.restart();
       } catch (e) {
-        // Could not even start the new agent: go back, as for an unhealthy one.
-        await this.undoSwitch(journal, id);
+        // The agent could not even be started (a port held, systemctl
+        // failing): go back. The release never ran, so it is not blamed:
+        // it stays "unknown", not "failed".
+        await this.undoSwitch(journal);
         throw e;
       }
       const { pid, logOffset } = restarted;
@@ -125,8 +127,7 @@ export class AgentOps {
   }
 
   /** Best effort after a failure past the switch: slots back, the old agent running. */
-  private async undoSwitch(j: OpJournal, failed: string): Promise<void> {
-    this.set.mark(failed, "failed");
+  private async undoSwitch(j: OpJournal): Promise<void> {
     const back = j.from && (await this.runnable(j.from)) ? j.from : null;
     this.set.flip(back, j.prev);
     j.clear();

@@ -7,6 +7,7 @@ import { type UpdaterHealth, updaterApi } from "../../protocol/updater.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import type { LocalHealth } from "../../lib/control-socket.ts";
 import { DecnetError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import { json, route, type Routes } from "../server.ts";
 import type { AgentOps } from "./ops.ts";
@@ -54,6 +55,20 @@ export interface UpdaterDeps {
   lock: OpLock;
   /** The agent's local /health, or null when it does not answer. */
   agentHealth: (timeoutMs: number) => Promise<LocalHealth | null>;
+  log: Logger;
+}
+
+/**
+ * One operation under the lock, and a line in the updater's log when it
+ * fails or is refused (a warning: journald shows it at that priority), so
+ * the worker's own log tells every push that did not land.
+ */
+function operation<T>(d: UpdaterDeps, name: string, fn: () => Promise<T>): Promise<T> {
+  return d.lock.run(name, fn).catch((e: unknown) => {
+    const x = e as { code?: string; message?: string };
+    if (x?.code !== "busy") d.log.warn(`${name} failed: ${x?.code ?? "error"}: ${x?.message ?? String(e)}`);
+    throw e;
+  });
 }
 
 async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
@@ -67,6 +82,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     pid: process.pid,
     busy: d.lock.busy,
     agent: { release: h?.release ?? null, pid: h?.pid ?? null, healthy: h !== null && h.release === current },
+    self_update: d.self.last(),
   };
 }
 
@@ -87,9 +103,9 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
     }),
     route(updaterApi.health, () => health(d)),
     route(updaterApi.releases, () => d.ops.set.list()),
-    route(updaterApi.rollback, () => d.lock.run("rollback", () => d.ops.rollback())),
+    route(updaterApi.rollback, () => operation(d, "rollback", () => d.ops.rollback())),
     route(updaterApi.update, ({ req, server, query }) =>
-      d.lock.run("update", async () => {
+      operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
         return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta));
@@ -97,7 +113,7 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await d.lock.run("update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta)));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta)));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.
