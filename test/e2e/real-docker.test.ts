@@ -103,7 +103,7 @@ it("/deploy starts a real compose project reachable on the worker's address, /st
   });
 });
 
-it("a deploy of an image no registry can give fails with compose's own error in the 500", async () => {
+it("a deploy of an image no registry can give fails with compose's own error in the 500, and leaves nothing deployed", async () => {
   const compose = "services:\n  app:\n    image: registry.invalid/decnet/nope:1\n    network_mode: none\n";
   const r = await post("/deploy", { project: "nope", compose });
   const stderr: string = r.body.error?.detail?.stderr ?? "";
@@ -121,7 +121,8 @@ it("a deploy of an image no registry can give fails with compose's own error in 
     message: `${docker!.cli} compose up for nope failed: exited ${/exited (\d+)/.exec(r.body.error?.message ?? "")?.[1]}`,
     fromCompose: true,
     containers: [],
-    down: 200,
+    // Nothing is deployed to tear down: the failed deploy cleaned up after itself.
+    down: 404,
   });
 });
 

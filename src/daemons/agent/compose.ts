@@ -40,9 +40,13 @@ export function composeRunner(paths: InstallPaths, bin: string): ComposeRunner {
       try {
         return await compose(project, ["up", "-d"]);
       } catch (e) {
-        // A deploy that failed is not deployed: /status lists what was before.
-        if (before === null) rmSync(paths.deployment(project), { recursive: true, force: true });
-        else writeFileAtomic(file, before, 0o600);
+        // A deploy that failed is not deployed: /status lists what was there
+        // before. A first deploy's partial state (networks, containers that
+        // did start) is taken down first, while its file still says what it is.
+        if (before === null) {
+          await compose(project, ["down"]).catch(() => null);
+          rmSync(paths.deployment(project), { recursive: true, force: true });
+        } else writeFileAtomic(file, before, 0o600);
         throw e;
       }
     },
