@@ -40,8 +40,10 @@ export const timeouts = {
   uploadStall: () => 60_000,
   /** Updater: after the stop grace, how long the agent port may stay held before a stop fails. */
   portRelease: () => timeouts.stop() + 5_000,
-  /** Updater: one systemctl call (a restart includes the unit's own stop timeout). */
-  systemctl: () => timeouts.stop() + 5_000,
+  /** Updater: systemctl show / reset-failed, journalctl: a local D-Bus call, answered in milliseconds. */
+  systemctlQuery: () => 5_000,
+  /** Updater: a unit that says TimeoutStopSec=infinity is not waited for longer than this. */
+  systemctlMaxWait: () => 300_000,
   /** Updater: a local /health over a unix socket (agent.sock, updater.sock). */
   localHealth: () => 1_000,
   /** Updater: /health's own look at the agent; short, /health must stay quick. */

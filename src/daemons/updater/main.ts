@@ -14,7 +14,7 @@ import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
 import { AgentOps } from "./ops.ts";
 import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
-import { Supervisor } from "./supervisor.ts";
+import { createSupervisor } from "./supervisor.ts";
 import { holdGuards } from "./guards.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { timeouts } from "../../lib/timeouts.ts";
@@ -32,7 +32,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
   const guards = holdGuards(cfg, log);
-  const sup = new Supervisor(cfg, paths, log, () => guards.agent);
+  const sup = createSupervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
   const lock = new OpLock();
