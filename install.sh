@@ -381,6 +381,8 @@ CapabilityBoundingSet=CAP_NET_BIND_SERVICE"
   # TimeoutStopSec: below the updater's wait for `systemctl restart` (the
   # unit's own stop timeout + 5 s, supervisor.ts), so systemd's SIGKILL comes
   # first. Type=exec: `systemctl restart` returns once the new agent runs.
+  # The ExecStart lines mirror updaterArgv/agentArgv in src/lib/config.ts
+  # (flags not given here come from .env.local and the defaults).
   if write_if_changed "$dir/decnet-updater.service" "[Unit]
 Description=decnet updater: installs pushed releases and supervises the agent
 Documentation=https://github.com/decnet/decnet

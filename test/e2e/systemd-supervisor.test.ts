@@ -25,7 +25,7 @@ beforeAll(async () => {
     // What install.sh writes as the unit's ExecStart (with this worker's address).
     SYSTEMCTL_STANDIN_EXEC: `${w.paths.current}/decnet agent --host ${w.address} --agent-dir ${w.agentBundle} --install-dir ${w.installDir}`,
   };
-  const r = await fleet.cli([...fleet.updaterArgs(w), "--agent-supervisor", "systemd", "--daemon"], { env });
+  const r = await fleet.cli([...fleet.updaterArgs(w, { agentSupervisor: "systemd" }), "--daemon"], { env });
   expect(r.code).toBe(0);
 }, 180_000);
 

@@ -15,6 +15,9 @@ import { clientTls, readBundle, type Bundle } from "../../src/lib/tls.ts";
 import { bundlePaths, installPaths } from "../../src/lib/paths.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
 import { readPidFile } from "../../src/lib/pidfile.ts";
+import { agentArgv, resolveUpdaterConfig, updaterArgv } from "../../src/lib/config.ts";
+import { pathWithQuery } from "../../src/protocol/route.ts";
+import { updaterApi } from "../../src/protocol/updater.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const FIXTURES = join(ROOT, "test/fixtures/releases");
@@ -224,8 +227,9 @@ export class Fleet implements AsyncDisposable {
     return w;
   }
 
-  updaterArgs(w: Worker): string[] {
-    return ["updater", "--host", w.address, "--updater-dir", w.updaterBundle, "--agent-dir", w.agentBundle, "--install-dir", w.installDir];
+  /** `decnet updater …` for this worker, as the updater rebuilds its own command line (lib/config.ts). */
+  updaterArgs(w: Worker, flags: { agentSupervisor?: "spawn" | "systemd" } = {}): string[] {
+    return updaterArgv(resolveUpdaterConfig({ host: w.address, updaterDir: w.updaterBundle, agentDir: w.agentBundle, installDir: w.installDir, ...flags }));
   }
 
   /** `decnet updater --daemon`; resolves once it answers. */
@@ -236,7 +240,7 @@ export class Fleet implements AsyncDisposable {
   }
 
   async startAgent(w: Worker, opts: { bin?: string; env?: Record<string, string> } = {}): Promise<number> {
-    const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], { ...this.env, ...opts.env });
+    const r = await runCli(opts.bin ?? this.bin, [...agentArgv({ host: w.address, agentPort: 8765, agentDir: w.agentBundle, installDir: w.installDir }), "--daemon"], { ...this.env, ...opts.env });
     if (r.code !== 0) throw new Error(`agent ${w.name} did not start: ${r.stderr}`);
     return this.pid(w, "agent");
   }
@@ -260,17 +264,17 @@ export class Fleet implements AsyncDisposable {
   }
 
   async health(w: Worker): Promise<UpdaterHealth> {
-    return (await (await this.request(w, "updater", "/health")).json()) as UpdaterHealth;
+    return (await (await this.request(w, "updater", updaterApi.health.path)).json()) as UpdaterHealth;
   }
 
   async releases(w: Worker): Promise<ReleasesResponse> {
-    return (await (await this.request(w, "updater", "/releases")).json()) as ReleasesResponse;
+    return (await (await this.request(w, "updater", updaterApi.releases.path)).json()) as ReleasesResponse;
   }
 
   /** POST /update with a tarball (or raw bytes). */
   async push(w: Worker, body: string | Uint8Array): Promise<{ status: number; body: any }> {
     const data = typeof body === "string" ? Bun.file(body) : body;
-    const res = await this.request(w, "updater", "/update", { method: "POST", body: data });
+    const res = await this.request(w, "updater", pathWithQuery(updaterApi.update), { method: updaterApi.update.method, body: data });
     const text = await res.text();
     let parsed: unknown = text;
     try { parsed = JSON.parse(text); } catch {}
