@@ -315,6 +315,14 @@ install_bundle() { # from to role daemon
       restart_for "$4"
     fi
   done
+  # The fleet's trust document, when enrollment put one in the bundle: the
+  # updater adopts it at start (a newer one already held stays).
+  if [ -f "$1/trust.json" ] && ! cmp -s "$1/trust.json" "$2/trust.json"; then
+    cp "$1/trust.json" "$2/trust.json.new" && mv "$2/trust.json.new" "$2/trust.json"
+    chmod 0644 "$2/trust.json"
+    CHANGES=$((CHANGES + 1))
+    restart_for "$4"
+  fi
   chmod 0600 "$2/$3.key"
   chmod 0644 "$2/ca.crt" "$2/$3.crt"
 }

@@ -11,6 +11,9 @@ const ep = (e: UpdaterEndpoint): Endpoint => ({ ...e, role: "updater" });
 export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request() });
 export const releases = (e: UpdaterEndpoint) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request() });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), updaterApi.rollback, { timeoutMs: timeouts.rollback() });
+/** POST /trust: one trust document, exactly as trust.json holds it. */
+export const pushTrust = (e: UpdaterEndpoint, text: string) =>
+  call(ep(e), updaterApi.trust, { body: new TextEncoder().encode(text), headers: { "content-type": "application/json" }, timeoutMs: timeouts.request() });
 export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent") =>
   call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request() });
 
@@ -46,6 +49,8 @@ export interface Upload {
   length: number | null;
   /** A delta against this base release; absent for a whole tarball. */
   delta?: string;
+  /** A signed release older than the running one may go in (never below the floor). */
+  allowDowngrade?: boolean;
   onBytes?: (sent: number, total: number | null) => void;
 }
 
@@ -71,9 +76,10 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
     headers: { "content-type": "application/gzip", ...(u.length === null ? {} : { "content-length": String(u.length) }) },
     timeoutMs: timeouts.upload(u.length ?? 0),
   };
+  const allow_downgrade = u.allowDowngrade ? ("true" as const) : undefined;
   const result = u.slot === "updater"
-    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta } })
-    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta } });
+    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta, allow_downgrade } })
+    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta, allow_downgrade } });
   return { result, bytesSent: sent };
 }
 

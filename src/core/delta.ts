@@ -138,13 +138,14 @@ export async function deltaBody(plan: DeltaPlan): Promise<Uint8Array> {
  */
 export class DeltaSource {
   private bodies = new Map<string, Promise<Uint8Array | null>>();
-  constructor(private file: string, private manifest: Manifest) {}
+  /** `signature`: the release's signature.json, carried in every delta header. */
+  constructor(private file: string, private manifest: Manifest, private signature?: string) {}
 
   body(base: BlocksResponse): Promise<Uint8Array | null> {
     const key = new Bun.CryptoHasher("sha256").update(JSON.stringify(base)).digest("hex");
     let b = this.bodies.get(key);
     if (!b) {
-      b = planDelta(this.file, this.manifest, base).then((p) => (p ? deltaBody(p) : null));
+      b = planDelta(this.file, this.manifest, base).then((p) => (p ? deltaBody({ ...p, header: { ...p.header, ...(this.signature ? { signature: this.signature } : {}) } }) : null));
       this.bodies.set(key, b);
     }
     return b;

@@ -67,6 +67,8 @@ export function bundlePaths(dir: string, role: BundleRole) {
     key: join(resolve(dir), `${role}.key`),
     /** The CRL a daemon enforces, kept beside its certificate. */
     crl: join(resolve(dir), "crl.pem"),
+    /** The fleet's trust document as enrollment delivered it (the updater's bundle). */
+    trust: join(resolve(dir), "trust.json"),
   };
 }
 export type BundlePaths = ReturnType<typeof bundlePaths>;
@@ -128,6 +130,8 @@ export function installPaths(installDir: string) {
       /** The last self-update: on trial, confirmed, or rolled back, with the new updater's last words. */
       selfUpdate: join(updaterRoot, "self-update.json"),
     },
+    /** The trust document the updater holds (DESIGN §11): outside releases/, never rolled back. */
+    trust: join(root, "trust.json"),
     agentPid: join(root, "agent.pid"),
     agentSpawnLog: join(root, "agent.spawn.log"),
     agentSock: join(root, "agent.sock"),

@@ -27,6 +27,8 @@ export const UpdaterHealth = z.object({
   agent: z.object({ release: z.string().nullable(), pid: z.number().int().nullable(), healthy: z.boolean() }),
   /** Absent from updaters before 2026-12-02. */
   self_update: SelfUpdateRecord.nullable().optional(),
+  /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
+  trust: z.object({ version: z.number().int(), roots: z.array(z.string()), floor: z.string().nullable() }).nullable().optional(),
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 
@@ -41,6 +43,8 @@ export const ReleaseInfo = z.object({
   status: ReleaseStatus,
   current: z.boolean(),
   previous: z.boolean(),
+  /** The signing key that signed it, when it was signed and checked (DESIGN §11); absent before 2026-12-02. */
+  signer: z.string().nullable().optional(),
 });
 export type ReleaseInfo = z.infer<typeof ReleaseInfo>;
 
@@ -99,8 +103,14 @@ export type RolledBackDetail = z.infer<typeof RolledBackDetail>;
 export const Slot = z.enum(["agent", "updater"]);
 export type Slot = z.infer<typeof Slot>;
 
-/** Uploads: a whole release tarball, or with `delta` one against that base release. */
-const DeltaQuery = { delta: ReleaseId.optional() };
+/**
+ * Uploads: a whole release tarball, or with `delta` one against that base
+ * release; `allow_downgrade` lets a signed older release in (never below the floor).
+ */
+const DeltaQuery = { delta: ReleaseId.optional(), allow_downgrade: z.enum(["true", "false"]).optional() };
+
+/** What POST /trust answers: the version now held. */
+export const TrustResponse = z.object({ version: z.number().int(), unchanged: z.boolean() });
 
 /** The updater's routes, sorted by key; daemons/updater/routes.ts serves exactly these. */
 export const updaterApi = {
@@ -115,6 +125,7 @@ export const updaterApi = {
   health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
   releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
   rollback: defineRoute({ method: "POST", path: "/rollback", response: SwitchResponse }),
+  trust: defineRoute({ method: "POST", path: "/trust", body: "stream", response: TrustResponse }),
   update: defineRoute({ method: "POST", path: "/update", query: z.object(DeltaQuery), body: "stream", response: SwitchResponse }),
   updateSelf: defineRoute({
     method: "POST",

@@ -93,6 +93,12 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["swarm", "rotate-master"], { env: { DECNET_HOME: join(fleet.root, "home-rotate") } });
     expect({ code: r.code, says: /^new master identity: serial [0-9a-f]{32}, valid until /.test(r.stdout) }).toEqual({ code: 0, says: true });
   },
+  async "swarm trust"() {
+    // No host named: bad usage, one line; no trust.json on this master: a failure naming it.
+    const none = await fleet.cli(["swarm", "trust", "push"]);
+    const noDoc = await fleet.cli(["swarm", "trust", "push", "--all"]);
+    expect({ none: [none.code, oneLine(none)], noDoc: [noDoc.code, oneLine(noDoc), noDoc.stderr.includes("trust.json")] }).toEqual({ none: [2, true], noDoc: [1, true, true] });
+  },
   async "release build"() {
     const out = join(fleet.root, "built.tar.gz");
     const r = await fleet.cli(["release", "build", "--out", out], { cwd: ROOT });

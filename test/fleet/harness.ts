@@ -93,6 +93,27 @@ export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent
   return p;
 }
 
+const versioned = new Map<string, Promise<string>>();
+
+/** A build of this tree that reports `version` (a semver one: the trust checks compare versions). */
+export function binaryAt(version: string): Promise<string> {
+  let p = versioned.get(version);
+  if (!p) {
+    p = binaries().then(async () => (await build({ out: join(CACHE, `decnet-at-${version}`), version })).out);
+    versioned.set(version, p);
+  }
+  return p;
+}
+
+/** `decnet release pack` of `bin` to `out`, with `extra` flags (e.g. --sign) and `env` (e.g. DECNET_HOME for the signing key). */
+export async function packRelease(bin: string, out: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Packed> {
+  const b = await binaries();
+  const r = await runCli(b.bin, ["release", "pack", bin, "--out", out, ...extra], env);
+  if (r.code !== 0) throw new Error(`pack ${bin} failed: ${r.stderr}`);
+  const m = JSON.parse(await tarManifest(out)) as { id: string; version: string };
+  return { file: out, id: m.id, version: m.version };
+}
+
 async function tarManifest(file: string): Promise<string> {
   const p = Bun.spawn(["tar", "xzOf", file, "manifest.json"], { stdout: "pipe" });
   const text = await new Response(p.stdout).text();

@@ -10,6 +10,7 @@ export const swarmCommands = {
   releases: () => import("./releases.ts").then((m) => m.default),
   operator: () => import("./operator.ts").then((m) => m.default),
   "rotate-master": () => import("./rotate-master.ts").then((m) => m.default),
+  trust: () => import("./trust.ts").then((m) => m.default),
 };
 
 export default defineCommand({

@@ -3,6 +3,7 @@
  * bundles, record the host and the serials; or, with --updater-only, add the
  * updater bundle a host enrolled without one lacks.
  */
+import { copyFileSync, existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { DEFAULT_AGENT_PORT, DEFAULT_UPDATER_PORT } from "../../lib/config.ts";
@@ -70,6 +71,7 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
   if (o.updater) {
     const u = bundlePaths(updaterDirOf(agent.dir), "updater");
     issued.push(await writeBundle(ca, u, { role: "updater", cn: `updater@${o.host}`, sans, now }));
+    copyTrust(home, u.trust);
     updater = u.dir;
   }
   reg.addHost({
@@ -89,6 +91,14 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
   return { host: o.host, address, sans, agentBundle: agent.dir, updaterBundle: updater };
 }
 
+/**
+ * The fleet's trust document into an updater bundle (DESIGN §11), when the
+ * master has one: the worker adopts it at its first start.
+ */
+function copyTrust(home: ReturnType<typeof homePaths>, dest: string): void {
+  if (existsSync(home.trust.doc)) copyFileSync(home.trust.doc, dest);
+}
+
 /** DESIGN §14 "forgot --updater": the updater bundle only, with the registry's SANs; the agent bundle is not touched. */
 async function enrollUpdaterOnly(o: EnrollOptions): Promise<EnrollResult> {
   const home = homePaths();
@@ -104,6 +114,7 @@ async function enrollUpdaterOnly(o: EnrollOptions): Promise<EnrollResult> {
   const u = bundlePaths(updaterDirOf(agentDir), "updater");
   const ca = await loadOrCreateCa(home);
   const issued = await writeBundle(ca, u, { role: "updater", cn: `updater@${o.host}`, sans: h.sans, now });
+  copyTrust(home, u.trust);
   reg.setHasUpdater(o.host);
   using store = new IdentityStore(home.db);
   store.tx(() => {

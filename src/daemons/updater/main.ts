@@ -16,6 +16,7 @@ import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
 import { createSupervisor } from "./supervisor.ts";
 import { holdGuards } from "./guards.ts";
+import { TrustStore } from "./trust-store.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 
@@ -31,16 +32,18 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
   mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
+  const trust = new TrustStore(paths.trust, log);
+  trust.load(bundlePaths(cfg.updaterDir, "updater").trust);
   const guards = holdGuards(cfg, log);
   const sup = createSupervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
-  const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
+  const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
   const lock = new OpLock();
-  const self = new SelfOps(cfg, paths, log, guards.inherit);
+  const self = new SelfOps(cfg, paths, log, guards.inherit, trust);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {

@@ -12,7 +12,10 @@ import type { Logger } from "../../lib/log.ts";
 import type { InstallPaths } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/procfs.ts";
 import { timeouts } from "../../lib/timeouts.ts";
+import { checkRollback } from "../../protocol/trust.ts";
 import { install, recoverInstall } from "./install-sequence.ts";
+import { trustGate } from "./trust-gate.ts";
+import type { TrustStore } from "./trust-store.ts";
 import { OpJournal } from "./journal.ts";
 import { type ProbeOptions, probe as realProbe } from "./probe.ts";
 import { ReleaseSet } from "./release-set.ts";
@@ -39,7 +42,14 @@ export interface OpsDeps {
   /** The running agent's local /health, or null when it does not answer. */
   health: () => Promise<LocalHealth | null>;
   probe?: (o: ProbeOptions) => Promise<ProbeTranscript>;
+  /** The trust document held (trust-store.ts); none: releases need no signature. */
+  trust?: TrustStore;
   now?: () => Date;
+}
+
+export interface UpdateOptions {
+  /** A signed release older than the running one may come in (never below the floor). */
+  allowDowngrade?: boolean;
 }
 
 const ms = (a: number, b: number) => Math.round(b - a);
@@ -77,9 +87,11 @@ export class AgentOps {
   }
 
   /** `stage` turns the upload (full or delta) into a verified staging dir. */
-  async update(stage: () => Promise<Staged>): Promise<SwitchResponse> {
+  async update(stage: () => Promise<Staged>, o: UpdateOptions = {}): Promise<SwitchResponse> {
     const t0 = performance.now();
-    const r = await install({ op: "update", set: this.set, stage, unchanged: (s, from, prev) => this.unchangedIfHealthy(s, from, prev), now: this.d.now });
+    const cur = this.set.current();
+    const verify = trustGate(this.d.trust, cur ? (this.set.manifest(cur)?.version ?? null) : null, Boolean(o.allowDowngrade));
+    const r = await install({ op: "update", set: this.set, stage, verify, unchanged: (s, from, prev) => this.unchangedIfHealthy(s, from, prev), now: this.d.now });
     if (!r.switched) return r.response;
     const { staged, journal } = r;
     const { from, prev } = journal;
@@ -163,6 +175,8 @@ export class AgentOps {
     const from = this.set.current();
     const to = this.set.previous();
     if (!to || !this.set.has(to)) throw new DecnetError("no_previous", "there is no previous release to roll back to");
+    const floor = checkRollback(this.d.trust?.get() ?? null, this.set.manifest(to)?.version ?? "");
+    if (!floor.ok) throw new DecnetError(floor.code, floor.message);
     const problem = await this.set.damage(to);
     if (problem) {
       throw new DecnetError("release_damaged", `previous release ${to.slice(0, 12)} is damaged on disk (${problem}); not rolled back, still on ${from?.slice(0, 12) ?? "none"}`, {

@@ -81,8 +81,8 @@ export class ReleaseSet {
     return readdirSync(this.paths.releases).filter(isReleaseId);
   }
 
-  mark(id: string, status: Status, now?: Date): void {
-    this.history.mark(id, status, now);
+  mark(id: string, status: Status, now?: Date, signer?: string | null): void {
+    this.history.mark(id, status, now, signer);
   }
 
   /** Keeps what verifying `manifest`'s release computed: its block index (on disk) and resume points (in memory). */
@@ -133,6 +133,7 @@ export class ReleaseSet {
         status: h[id]?.status ?? "unknown",
         current: id === current,
         previous: id === previous,
+        signer: h[id]?.signer ?? null,
       };
     });
     releases.sort((a, b) => (b.installed_at ?? "").localeCompare(a.installed_at ?? ""));

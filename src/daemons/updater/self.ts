@@ -27,6 +27,8 @@ import { readJournal } from "./journal.ts";
 import { report } from "./ops.ts";
 import { ReleaseSet } from "./release-set.ts";
 import { spawnWatchdog } from "./self-watch.ts";
+import { trustGate } from "./trust-gate.ts";
+import type { TrustStore } from "./trust-store.ts";
 import type { Staged } from "./staging.ts";
 
 /** What the new image's stderr said, at most this much. */
@@ -43,6 +45,8 @@ export class SelfOps {
     private log: Logger,
     /** Port guards the new image takes over (guards.ts). */
     private guardFds: number[] = [],
+    /** The trust document held: a self-update must be signed as an agent release is. */
+    private trust?: TrustStore,
   ) {
     this.set = new ReleaseSet(paths.updater);
   }
@@ -51,12 +55,13 @@ export class SelfOps {
    * Stage (full or delta, via `stage`), check, preflight, commit. Returns
    * what to answer and whether to re-exec; the slots stay as they are.
    */
-  async install(stage: () => Promise<Staged>): Promise<{ response: SwitchResponse; reexec: boolean }> {
+  async install(stage: () => Promise<Staged>, o: { allowDowngrade?: boolean } = {}): Promise<{ response: SwitchResponse; reexec: boolean }> {
     const running = buildInfo().release;
     const r = await install({
       op: "update-self",
       set: this.set,
       stage,
+      verify: trustGate(this.trust, buildInfo().version, Boolean(o.allowDowngrade)),
       pid: process.pid,
       // Already running exactly this release: nothing to replace.
       unchanged: async (s, _from, prev) =>

@@ -75,6 +75,6 @@ export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> |
     if (missing.length) throw bad(`archive ends before ${missing.join(", ")}`);
     staging.complete(m, manifestText);
     const size = m.files.reduce((s, f) => s + f.size, 0);
-    return { dir: staging.dir, manifest: m, blocks, points, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
+    return { dir: staging.dir, manifest: m, blocks, points, signature: null, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
   });
 }
