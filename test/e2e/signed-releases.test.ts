@@ -8,14 +8,14 @@
  * A worker with no trust document behaves as in v1.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeTarball } from "../../src/lib/tarball.ts";
 import { certifySigner, readTrustDocument } from "../../src/protocol/trust.ts";
 import { serializeSignature, signRelease } from "../../src/protocol/signature.ts";
 import { generateKeyPairSync } from "node:crypto";
 import { publicKeyB64 } from "../../src/protocol/ed25519.ts";
-import { binaryAt, packRelease, release, until, type Packed, type Worker } from "../fleet/harness.ts";
+import { binaryAt, packRelease, type Packed, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 
 const fleet = useFleet({ workers: 2, start: "all" });
