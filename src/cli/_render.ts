@@ -9,7 +9,7 @@ import { out as write } from "../lib/stdio.ts";
 
 const tty = () => isatty(1) && !env("NO_COLOR");
 
-const COLOURS: Record<string, string> = { updated: "32", unchanged: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
+const COLOURS: Record<string, string> = { updated: "32", unchanged: "32", renewed: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
 
 /** A cell coloured by paint(): the one kind of cell table() does not clean. */
 export class Painted {

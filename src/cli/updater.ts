@@ -14,7 +14,8 @@ export default defineCommand({
     "agent-port": { type: "string", description: "Port the agent listens on (default 8765)" },
     "agent-supervisor": { type: "enum", options: ["spawn", "systemd"], description: "How to restart the agent (default spawn)" },
     ...daemonArg,
-    preflight: { type: "boolean", description: "Load and check everything, bind nothing, exit" },
+    join: { type: "string", description: "Join the fleet with the token `decnet swarm enroll --join` printed: keys made here, only the join served until the master completes it" },
+    preflight: { type: "boolean", description: "Load and check everything, bind nothing, exit (with --join: keep the token and make the keys)" },
     "watch-self-update": { type: "boolean", description: "(internal) watch a self-update until the new updater confirms itself" },
   },
   run: action(async ({ args }) => {

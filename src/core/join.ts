@@ -7,7 +7,7 @@
 import { DecnetError, RemoteError } from "../lib/errors.ts";
 import { firstPemBlock } from "../lib/x509.ts";
 import { DEFAULT_TOKEN_TTL_MS, formatToken, type JoinToken, newSecret, parseToken, secretsEqual, TokenError, tokenExpired } from "../protocol/join-token.ts";
-import { finishTranscript, helloTranscript, JOIN_VERSION, masterFinishProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof } from "../protocol/join.ts";
+import { finishTranscript, helloTranscript, JOIN_VERSION, masterFinishProof, masterHelloProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof } from "../protocol/join.ts";
 import { joinFinish, joinHello } from "../client/join.ts";
 import type { Ca } from "./ca.ts";
 import { csrPublicKey, signCsr } from "./csr-sign.ts";
@@ -15,9 +15,14 @@ import type { IdentityStore } from "./registry-identity.ts";
 
 /** A token lives at most a day: it is a bearer secret on a terminal. */
 export const MAX_TOKEN_TTL_MS = 24 * 3_600_000;
+/** Shorter tokens are of no use to a person, but cost nothing (tests make them lapse). */
+export const MIN_TOKEN_TTL_MS = 2_000;
 
 export interface OpenJoinOptions {
   host: string;
+  /** Where the master will reach the worker, and its certificates' SANs (kept for `swarm join H`). */
+  address?: string;
+  sans?: string[];
   ttlMs?: number;
   now?: Date;
 }
@@ -25,12 +30,12 @@ export interface OpenJoinOptions {
 /** Records a pending join for `host` (replacing any earlier token) and returns its token line. */
 export function openJoin(ca: Ca, store: IdentityStore, o: OpenJoinOptions): { token: string; expiresAt: string } {
   const ttl = o.ttlMs ?? DEFAULT_TOKEN_TTL_MS;
-  if (!(ttl >= 60_000 && ttl <= MAX_TOKEN_TTL_MS)) throw new DecnetError("usage", "--ttl must be between 1m and 24h", { exitCode: 2 });
+  if (!(ttl >= MIN_TOKEN_TTL_MS && ttl <= MAX_TOKEN_TTL_MS)) throw new DecnetError("usage", "--ttl must be between 2s and 24h", { exitCode: 2 });
   const now = o.now ?? new Date();
   const t: JoinToken = { host: o.host, ca: ca.sha256, secret: newSecret(), expires: Math.floor((now.getTime() + ttl) / 1000) };
   const expiresAt = new Date(t.expires * 1000);
   store.tx(() => {
-    store.openJoin(o.host, t.secret, expiresAt, now);
+    store.openJoin(o.host, t.secret, expiresAt, now, { address: o.address, sans: o.sans });
     store.event("join-open", o.host, JSON.stringify({ expires_at: expiresAt.toISOString() }), now);
   });
   return { token: formatToken(t), expiresAt: expiresAt.toISOString() };
@@ -54,6 +59,8 @@ export interface CompleteJoinOptions {
   trust?: string | null;
   timeoutMs?: number;
   now?: () => Date;
+  /** The worker confirmed: runs before the token is marked spent (the caller records the host). */
+  onConfirmed?(r: JoinResult): void;
 }
 
 export interface JoinResult {
@@ -96,7 +103,7 @@ export async function completeJoin(address: string, token: string, o: CompleteJo
   const now = () => o.now?.() ?? new Date();
   const e = { host: t.host, address, port: o.port, timeoutMs: o.timeoutMs ?? 10_000 };
   const masterNonce = newNonce();
-  const hello = await joinHello(e, { v: JOIN_VERSION, host: t.host, ca: o.ca.pem, nonce: masterNonce });
+  const hello = await joinHello(e, { v: JOIN_VERSION, host: t.host, ca: o.ca.pem, nonce: masterNonce, proof: masterHelloProof(t, { caPem: o.ca.pem, masterNonce }) });
   const transcript = helloTranscript(t, { caPem: o.ca.pem, masterNonce, workerNonce: hello.nonce, tlsCert: hello.tls_cert, agentCsr: hello.csr.agent, updaterCsr: hello.csr.updater });
   if (!proofsEqual(hello.proof, workerHelloProof(t, transcript))) {
     throw refused(t.host, `the worker at ${address} did not prove the token`, "it was started with another token, or something between the master and the worker changed the exchange");
@@ -130,9 +137,11 @@ export async function completeJoin(address: string, token: string, o: CompleteJo
   if (!proofsEqual(done.proof, workerDoneProof(t, fin)) || done.serials.agent !== agent.serial || done.serials.updater !== updater.serial) {
     throw refused(t.host, "the worker's confirmation does not match what was sent");
   }
+  const result = { host: t.host, serials: done.serials, notAfter: agent.notAfter };
+  o.onConfirmed?.(result);
   o.store.tx(() => {
     o.store.finishJoin(t.host, now());
     o.store.event("join", t.host, JSON.stringify({ address, serials: done.serials }), now());
   });
-  return { host: t.host, serials: done.serials, notAfter: agent.notAfter };
+  return result;
 }

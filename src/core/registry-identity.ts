@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS crl_state (
 );
 CREATE TABLE IF NOT EXISTS joins (
   host TEXT PRIMARY KEY, secret TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-  state TEXT NOT NULL, bound_keys TEXT, updated_at TEXT NOT NULL
+  state TEXT NOT NULL, bound_keys TEXT, updated_at TEXT NOT NULL, address TEXT, sans TEXT
 );
 CREATE TABLE IF NOT EXISTS identity_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, operator TEXT NOT NULL,
@@ -59,7 +59,13 @@ export interface JoinRecord {
   /** The worker keys (spki sha256 of agent and updater, "a,u") the token was spent on. */
   bound_keys: string | null;
   updated_at: string;
+  /** Where the master reaches the joining worker, and the SANs its certificates will carry. */
+  address: string | null;
+  sans: string | null;
 }
+
+/** Columns added after the table first shipped: added in place to a registry that lacks them. */
+const ADDED_COLUMNS: Array<[table: string, column: string, type: string]> = [["joins", "address", "TEXT"], ["joins", "sans", "TEXT"]];
 
 export interface IdentityEvent {
   at: string;
@@ -85,6 +91,10 @@ export class IdentityStore implements Disposable {
     this.db = new Database(file, { create: true, strict: true });
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
     this.db.exec(SCHEMA);
+    for (const [table, column, type] of ADDED_COLUMNS) {
+      const has = this.db.query<{ name: string }, []>(`PRAGMA table_info(${table})`).all().some((c) => c.name === column);
+      if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE: a second master waits instead of racing). */
@@ -144,13 +154,13 @@ export class IdentityStore implements Disposable {
       .run({ ...s });
   }
 
-  openJoin(host: string, secret: string, expiresAt: Date, now = new Date()): void {
+  openJoin(host: string, secret: string, expiresAt: Date, now = new Date(), where: { address?: string; sans?: string[] } = {}): void {
     this.db
-      .query(`INSERT INTO joins (host, secret, created_at, expires_at, state, bound_keys, updated_at)
-              VALUES ($host, $secret, $now, $expires, 'pending', NULL, $now)
+      .query(`INSERT INTO joins (host, secret, created_at, expires_at, state, bound_keys, updated_at, address, sans)
+              VALUES ($host, $secret, $now, $expires, 'pending', NULL, $now, $address, $sans)
               ON CONFLICT (host) DO UPDATE SET secret = $secret, created_at = $now, expires_at = $expires,
-                state = 'pending', bound_keys = NULL, updated_at = $now`)
-      .run({ host, secret, now: now.toISOString(), expires: expiresAt.toISOString() });
+                state = 'pending', bound_keys = NULL, updated_at = $now, address = $address, sans = $sans`)
+      .run({ host, secret, now: now.toISOString(), expires: expiresAt.toISOString(), address: where.address ?? null, sans: where.sans ? JSON.stringify(where.sans) : null });
   }
 
   join(host: string): JoinRecord | null {

@@ -7,6 +7,7 @@ import { pushCrl, renewCsr, renewInstall } from "../client/identity.ts";
 import type { Endpoint } from "../client/http.ts";
 import { RemoteError } from "../lib/errors.ts";
 import type { Bundle } from "../lib/tls.ts";
+import type { AgentSwitch } from "../protocol/identity.ts";
 import { type Ca, RENEW_WITHIN_DAYS } from "./ca.ts";
 import { currentCrl, revoke } from "./crl.ts";
 import { signCsr } from "./csr-sign.ts";
@@ -34,6 +35,8 @@ export interface RenewResult {
   /** The previous certificates, now on the CRL (push it). */
   superseded: string[];
   crl: number | null;
+  /** What the worker's agent did with its new certificate (null: an updater that does not say). */
+  agent: AgentSwitch | null;
 }
 
 /** True when the host has no recorded certificate left or one expires within RENEW_WITHIN_DAYS. */
@@ -67,7 +70,7 @@ export async function renewHost(e: Endpoint, o: RenewOptions): Promise<RenewResu
     crl = rv.number;
   }
   o.store.event("renew", e.host, JSON.stringify({ serials: r.serials, superseded }), now());
-  return { host: e.host, serials: r.serials, notAfter: r.not_after, superseded, crl };
+  return { host: e.host, serials: r.serials, notAfter: r.not_after, superseded, crl, agent: r.agent ?? null };
 }
 
 /** Delivers the master's current CRL to a host's updater (a fresh one if it is due). */

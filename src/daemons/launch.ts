@@ -60,9 +60,36 @@ async function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): Promise<
   accessSync(paths.root, constants.W_OK);
 }
 
+/** The command line without `--join TOKEN`: a detached updater reads the kept token (not left in /proc/PID/cmdline). */
+function withoutJoin(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--join") i++;
+    else if (!argv[i]!.startsWith("--join=")) out.push(argv[i]!);
+  }
+  return out;
+}
+
 export async function startUpdater(flags: Flags, detach: boolean): Promise<void> {
   loadEnv(flags);
   const cfg = resolveUpdaterConfig(flags);
+  let joining = false;
+  if (flags.join !== undefined) {
+    if (typeof flags.join !== "string" || flags.join === "") throw new DecnetError("usage", "--join needs the token `decnet swarm enroll --join` printed", { exitCode: 2 });
+    if (flags.watchSelfUpdate) throw new DecnetError("usage", "--join and --watch-self-update do not go together", { exitCode: 2 });
+    const { keepJoinToken, loadOrMakeJoinMaterial } = await import("./join/material.ts");
+    const t = keepJoinToken(cfg.updaterDir, flags.join);
+    joining = true;
+    if (flags.preflight) {
+      // install.sh's step: the token checked and kept, the keys made; the unit's updater joins with them.
+      await loadOrMakeJoinMaterial(cfg.updaterDir, t);
+      out(`join prepared: this worker joins as ${t.host} when its updater starts (token expires at ${new Date(t.expires * 1000).toISOString()})\n`);
+      return;
+    }
+  } else {
+    const { isJoined, keptJoinToken } = await import("./join/material.ts");
+    joining = !isJoined(cfg.updaterDir) && keptJoinToken(cfg.updaterDir) !== null;
+  }
   if (flags.watchSelfUpdate) {
     const { watchSelfUpdate } = await import("./updater/self-watch.ts");
     await watchSelfUpdate(cfg, installPaths(cfg.installDir), createLogger("updater-watchdog"));
@@ -74,11 +101,11 @@ export async function startUpdater(flags: Flags, detach: boolean): Promise<void>
     return;
   }
   if (detach) {
-    readBundle(bundlePaths(cfg.updaterDir, "updater"), `pass --updater-dir with the updater bundle`);
+    if (!joining) readBundle(bundlePaths(cfg.updaterDir, "updater"), `pass --updater-dir with the updater bundle`);
     const paths = installPaths(cfg.installDir);
     mkdirSync(paths.updater.root, { recursive: true });
-    const pid = await daemonize({ args: withoutDaemonFlag(process.argv.slice(2)), logFile: paths.updater.log, sock: paths.updater.sock, cwd: paths.root });
-    out(`updater running, pid ${pid}, on ${cfg.host}:${cfg.port}, log ${paths.updater.log}\n`);
+    const pid = await daemonize({ args: withoutJoin(withoutDaemonFlag(process.argv.slice(2))), logFile: paths.updater.log, sock: paths.updater.sock, cwd: paths.root });
+    out(`updater running, pid ${pid}, on ${cfg.host}:${cfg.port}, ${joining ? "waiting to join, " : ""}log ${paths.updater.log}\n`);
     return;
   }
   const { start } = await import("./updater/main.ts");

@@ -13,6 +13,7 @@ import { ERROR_STATUS, type ErrorBody, type ErrorCode, PROTOCOL_VERSION, VERSION
 import { DecnetError } from "../lib/errors.ts";
 import { listeners } from "../lib/procfs.ts";
 import type { Logger } from "../lib/log.ts";
+import type { ServerTls } from "../lib/tls.ts";
 
 export interface Ctx<S extends RouteSpec = RouteSpec> {
   req: Request;
@@ -114,7 +115,10 @@ export interface ListenOptions {
   app: App;
   hostname: string;
   port: number;
-  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true; ciphers: string };
+  /** mTLS (lib/tls.ts serverTls), or server-only TLS for a joining updater's join routes (no client has a certificate yet). */
+  tls: ServerTls | { cert: string; key: string; ciphers: string };
+  /** This process's own listener holds the port already and is being replaced (tls-listener.ts): not a second daemon. */
+  beside?: boolean;
   maxRequestBodySize?: number;
   /** Seconds a connection may sit idle; long handlers lift it per request. */
   idleTimeout?: number;
@@ -128,7 +132,7 @@ export interface ListenOptions {
  */
 export function listen(o: ListenOptions): Server<undefined> {
   const euid = typeof process.geteuid === "function" ? process.geteuid() : 0;
-  if (listeners(o.hostname, o.port).some((l) => l.uid === euid)) {
+  if (!o.beside && listeners(o.hostname, o.port).some((l) => l.uid === euid)) {
     throw new DecnetError("failed", `${o.hostname}:${o.port} is already in use`, { hint: "stop the other daemon or pick another --host/--port" });
   }
   try {
@@ -167,8 +171,8 @@ export function listenUnix(path: string, app: App): Server<undefined> {
   }
 }
 
-/** Runs `stop` once on SIGTERM or SIGINT, then exits 0. */
-export function onShutdown(stop: () => void | Promise<void>): void {
+/** Runs `stop` once on SIGTERM or SIGINT, then exits 0; the function returned hands the signals back (a joining updater's servers are replaced). */
+export function onShutdown(stop: () => void | Promise<void>): () => void {
   let stopping = false;
   const handler = async () => {
     if (stopping) return;
@@ -181,4 +185,8 @@ export function onShutdown(stop: () => void | Promise<void>): void {
   };
   process.on("SIGTERM", handler);
   process.on("SIGINT", handler);
+  return () => {
+    process.off("SIGTERM", handler);
+    process.off("SIGINT", handler);
+  };
 }

@@ -1,55 +1,40 @@
 /**
- * A certificate's validity read straight from its DER, for checks on every
- * command's path (is the master identity due for renewal?): importing
- * node:crypto costs ~75 ms here and @peculiar/x509 ~40 ms; this costs none.
+ * A certificate's validity and serial read straight from its DER, for checks
+ * on every command's and daemon's path (is the master identity due for
+ * renewal? which certificate does this listener serve?), with no X.509 library.
  */
+import { derIntegerHex, derTime, pemDer, tlv } from "./der.ts";
 
-interface Tlv {
-  tag: number;
-  start: number;
-  end: number;
-}
-
-function tlv(b: Uint8Array, at: number): Tlv {
-  const tag = b[at];
-  let len = b[at + 1];
-  if (tag === undefined || len === undefined) throw new Error("certificate DER is truncated");
-  let start = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4) throw new Error("certificate DER has a bad length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (b[start + i] ?? 0);
-    start += n;
+function tbsFields(pem: string): { b: Uint8Array; fields: ReturnType<typeof tlv>[] } {
+  const b = pemDer(pem, "CERTIFICATE");
+  if (!b) throw new Error("no PEM certificate");
+  const cert = tlv(b, 0);
+  const tbs = tlv(b, cert.start);
+  const fields = [];
+  for (let at = tbs.start; at < tbs.end && fields.length < 6; ) {
+    const f = tlv(b, at);
+    fields.push(f);
+    at = f.end;
   }
-  if (start + len > b.length) throw new Error("certificate DER is truncated");
-  return { tag, start, end: start + len };
-}
-
-function time(b: Uint8Array, t: Tlv): Date {
-  const s = Buffer.from(b.subarray(t.start, t.end)).toString("latin1");
-  const m = t.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : t.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
-  if (!m) throw new Error("certificate validity is not a UTC time");
-  const year = t.tag === 0x17 ? (Number(m[1]) < 50 ? 2000 : 1900) + Number(m[1]) : Number(m[1]);
-  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  if (fields[0]?.tag === 0xa0) fields.shift(); // explicit version
+  return { b, fields };
 }
 
 /** notBefore and notAfter of the first certificate in a PEM text. */
 export function certValidity(pem: string): { notBefore: Date; notAfter: Date } {
-  const m = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(pem);
-  if (!m) throw new Error("no PEM certificate");
-  const b = new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ""), "base64"));
-  const cert = tlv(b, 0);
-  const tbs = tlv(b, cert.start);
-  let at = tbs.start;
-  let field = tlv(b, at);
-  if (field.tag === 0xa0) field = tlv(b, (at = field.end)); // explicit version
+  const { b, fields } = tbsFields(pem);
   // serial, signature algorithm, issuer, then validity
-  for (let i = 0; i < 3; i++) field = tlv(b, (at = field.end));
-  if (field.tag !== 0x30) throw new Error("certificate has no validity");
-  const notBefore = tlv(b, field.start);
+  const validity = fields[3];
+  if (validity?.tag !== 0x30) throw new Error("certificate has no validity");
+  const notBefore = tlv(b, validity.start);
   const notAfter = tlv(b, notBefore.end);
-  return { notBefore: time(b, notBefore), notAfter: time(b, notAfter) };
+  return { notBefore: derTime(b, notBefore), notAfter: derTime(b, notAfter) };
+}
+
+/** The serial of the first certificate in a PEM text, lowercase hex. */
+export function certSerial(pem: string): string {
+  const { b, fields } = tbsFields(pem);
+  return derIntegerHex(b, fields[0]!);
 }
 
 /** Whole days until `pem` expires (negative once it has). */

@@ -76,11 +76,12 @@ export type BundlePaths = ReturnType<typeof bundlePaths>;
 /**
  * A joining worker's keys, CSRs and join-listener certificate (one 0600 file
  * written atomically), kept until the join completes so a restarted updater
- * offers the same keys again.
+ * offers the same keys again; and the token it joins with (0600), so an
+ * updater started without --join (a systemd unit, a restart) joins with it.
  */
 export function joinPaths(updaterDir: string) {
   const dir = join(resolve(updaterDir), "join");
-  return { dir, material: join(dir, "material.json") };
+  return { dir, material: join(dir, "material.json"), token: join(dir, "token") };
 }
 export type JoinPaths = ReturnType<typeof joinPaths>;
 

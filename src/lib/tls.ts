@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { DecnetError } from "./errors.ts";
 import { checkKeyFile } from "./perms.ts";
+import { servingCrl } from "./crl-dates.ts";
 import type { BundlePaths } from "./paths.ts";
 
 export interface Bundle {
@@ -36,9 +37,31 @@ export function readBundle(paths: BundlePaths, hint: string): Bundle {
  */
 export const SERVER_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305";
 
-/** Written out in full, never left to defaults: only decnet-CA clients get in. */
-export function serverTls(b: Bundle) {
-  return { cert: b.cert, key: b.key, ca: b.ca, requestCert: true, rejectUnauthorized: true, ciphers: SERVER_CIPHERS } as const;
+export interface ServerTls {
+  cert: string;
+  key: string;
+  ca: string;
+  requestCert: true;
+  rejectUnauthorized: true;
+  ciphers: string;
+  /** Enforced in the handshake: a revoked client certificate gets no answer. */
+  crl?: string;
+}
+
+/** Written out in full, never left to defaults: only decnet-CA clients get in (and, with a CRL, none it revokes). */
+export function serverTls(b: Bundle, crl?: string | null): ServerTls {
+  return { cert: b.cert, key: b.key, ca: b.ca, requestCert: true, rejectUnauthorized: true, ciphers: SERVER_CIPHERS, ...(crl ? { crl } : {}) };
+}
+
+/**
+ * A daemon's listener options from its bundle dir as it is on disk now: the
+ * bundle, and its crl.pem when that is valid now (crl-dates.ts). `crlUntil`
+ * is when the CRL must be dropped; `note` says why one on disk was not loaded.
+ */
+export function serverTlsFrom(paths: BundlePaths, hint: string, now = new Date()): { tls: ServerTls; crlUntil: Date | null; note: string | null } {
+  const b = readBundle(paths, hint);
+  const crl = servingCrl(paths.crl, now);
+  return crl.pem === null ? { tls: serverTls(b), crlUntil: null, note: crl.why } : { tls: serverTls(b, crl.pem), crlUntil: crl.until, note: null };
 }
 
 /** The server is not who the master called: another CN, or the address is not among its SANs. */

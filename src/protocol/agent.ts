@@ -41,3 +41,17 @@ export const agentApi = {
   deploy: defineRoute({ method: "POST", path: "/deploy", body: DeployRequest, response: ComposeResult }),
   teardown: defineRoute({ method: "POST", path: "/teardown", body: TeardownRequest, response: ComposeResult }),
 } as const;
+
+/** What a daemon's listener serves after re-reading its bundle dir (daemons/tls-listener.ts). */
+export const TlsServed = z.object({ serial: z.string(), crl_until: z.string().nullable() }).strict();
+export type TlsServed = z.infer<typeof TlsServed>;
+
+/**
+ * The agent's local socket (agent.sock, 0600): /health, and /tls/reload, by
+ * which the updater has the agent serve the certificates and CRL it just put
+ * in the agent's bundle dir, without the agent restarting.
+ */
+export const agentLocalApi = {
+  health: agentApi.health,
+  tlsReload: defineRoute({ method: "POST", path: "/tls/reload", response: TlsServed }),
+} as const;

@@ -15,16 +15,26 @@ export type RenewCsrResponse = z.infer<typeof RenewCsrResponse>;
 export const RenewInstallRequest = z.object({ certs: z.object({ agent: Pem, updater: Pem }).strict() }).strict();
 export type RenewInstallRequest = z.infer<typeof RenewInstallRequest>;
 
+/**
+ * What the running agent did with new certificates or a CRL: serves them now
+ * (its listener swapped in process), is not running (reads them at start), or
+ * takes them at its next start (an older release, or a swap that failed).
+ * Absent from updaters before 2026-12-04.
+ */
+export const AgentSwitch = z.enum(["switched", "not-running", "on-restart"]);
+export type AgentSwitch = z.infer<typeof AgentSwitch>;
+
 export const RenewInstallResponse = z.object({
   serials: z.object({ agent: z.string(), updater: z.string() }).strict(),
   not_after: z.string(),
+  agent: AgentSwitch.optional(),
 }).strict();
 export type RenewInstallResponse = z.infer<typeof RenewInstallResponse>;
 
 export const CrlPushRequest = z.object({ crl: z.string().min(1).max(MAX_CRL) }).strict();
 export type CrlPushRequest = z.infer<typeof CrlPushRequest>;
 
-export const CrlPushResponse = z.object({ number: z.number().int(), previous: z.number().int().nullable() }).strict();
+export const CrlPushResponse = z.object({ number: z.number().int(), previous: z.number().int().nullable(), agent: AgentSwitch.optional() }).strict();
 export type CrlPushResponse = z.infer<typeof CrlPushResponse>;
 
 /** A joined updater's identity routes (served beside updaterApi, master only). */

@@ -18,7 +18,8 @@ const Pem = z.string().min(1).max(MAX_PEM);
 const Nonce = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "32 bytes, base64url");
 const Proof = z.string().regex(/^[0-9a-f]{64}$/, "an HMAC-SHA256, hex");
 
-export const HelloRequest = z.object({ v: z.literal(JOIN_VERSION), host: z.string().max(63), ca: Pem, nonce: Nonce }).strict();
+/** `proof`: the master holds this token's secret (masterHelloProof), so a worker answers only its own master. */
+export const HelloRequest = z.object({ v: z.literal(JOIN_VERSION), host: z.string().max(63), ca: Pem, nonce: Nonce, proof: Proof }).strict();
 export type HelloRequest = z.infer<typeof HelloRequest>;
 
 export const HelloResponse = z.object({
@@ -52,6 +53,21 @@ export type FinishResponse = z.infer<typeof FinishResponse>;
 export const joinApi = {
   finish: defineRoute({ method: "POST", path: "/join/finish", body: FinishRequest, response: FinishResponse }),
   hello: defineRoute({ method: "POST", path: "/join/hello", body: HelloRequest, response: HelloResponse }),
+};
+
+/** A joining updater's local /health (updater.sock): what `--daemon` waits for, and what it is waiting on. */
+export const JoiningHealth = z.object({
+  status: z.literal("joining"),
+  role: z.literal("updater"),
+  version: z.string(),
+  release: z.string().nullable(),
+  pid: z.number().int(),
+  join: z.object({ host: z.string(), expires_at: z.string(), port: z.number().int() }).strict(),
+}).strict();
+export type JoiningHealth = z.infer<typeof JoiningHealth>;
+
+export const joinLocalApi = {
+  health: defineRoute({ method: "GET", path: "/health", response: JoiningHealth }),
 };
 
 export function newNonce(): string {
@@ -92,6 +108,11 @@ export interface HelloFacts {
   tlsCert: string;
   agentCsr: string;
   updaterCsr: string;
+}
+
+/** The master's proof in /join/hello: it holds the secret, for this CA and this nonce. */
+export function masterHelloProof(t: JoinToken, f: { caPem: string; masterNonce: string }): string {
+  return mac(t, "master-hello", [t.host, sha256(f.caPem), f.masterNonce]);
 }
 
 /** Everything /join/hello established, as one digest the later proofs chain from. */

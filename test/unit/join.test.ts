@@ -18,6 +18,7 @@ import { createLogger } from "../../src/lib/log.ts";
 import { homePaths } from "../../src/lib/paths.ts";
 import { makeJoinCert, makeKeyAndCsr } from "../../src/lib/worker-keys.ts";
 import { formatToken, type JoinToken, parseToken } from "../../src/protocol/join-token.ts";
+import { masterHelloProof } from "../../src/protocol/join.ts";
 
 const log = createLogger("test");
 log.error = Object.assign(() => {}, { raw: () => {} });
@@ -80,6 +81,12 @@ async function master() {
     },
   };
 }
+
+/** A /join/hello body as the master sends it, with its proof of the token's secret (or a given one). */
+const helloBody = (token: string, caPem: string, o: { host?: string; ca?: string; proof?: string } = {}) => {
+  const nonce = "A".repeat(43);
+  return { v: 1, host: o.host ?? HOST, ca: o.ca ?? caPem, nonce, proof: o.proof ?? masterHelloProof(parseToken(token), { caPem: o.ca ?? caPem, masterNonce: nonce }) };
+};
 
 /** A failure as one line: code and message. */
 const failure = (p: Promise<unknown>) => p.then(() => "succeeded", (e: { code?: string; message: string }) => `${e.code}: ${e.message}`);
@@ -145,7 +152,7 @@ test("a join: the worker's keys stay on the worker, its certificates carry the r
     again: `token_used: the token for edge-1 was used already: edge-1 joined at ${record.updated_at}`,
   });
   // The worker itself refuses its token a second time.
-  const hello = await fetch(`https://127.0.0.1:${w.port}/join/hello`, { method: "POST", body: JSON.stringify({ v: 1, host: HOST, ca: m.ca.pem, nonce: "A".repeat(43) }), tls: { rejectUnauthorized: false } } as RequestInit);
+  const hello = await fetch(`https://127.0.0.1:${w.port}/join/hello`, { method: "POST", body: JSON.stringify(helloBody(token, m.ca.pem)), tls: { rejectUnauthorized: false } } as RequestInit);
   expect({ status: hello.status, body: await hello.json() }).toEqual({ status: 409, body: { error: { code: "token_used", message: "this worker has joined as edge-1 already; its token cannot be used again" } } });
 });
 
@@ -183,7 +190,8 @@ test("a damaged or forged token, another CA, or an expired token is refused with
     workerLog: otherCa.logs.map((l) => l.replace(/[0-9a-f]{16}…/g, "…")),
   }).toEqual({
     typo: "usage: join token is damaged (its check digits do not match): copy it again, whole",
-    workerSecretDiffers: "join_refused: the worker at 127.0.0.1 did not prove the token",
+    // The master proves its token first: the worker with another secret refuses it, and says so.
+    workerSecretDiffers: "join_refused: the master's proof does not match this worker's token",
     workerPinsAnotherCa: expect.stringMatching(/^ca_mismatch: the master's CA \(sha256 [0-9a-f]{16}…\) is not the CA this worker's token names \(0{16}…\)$/),
     tokenOfAnotherMaster: expect.stringMatching(/^ca_mismatch: the token for edge-1 names another CA/),
     workerClockPastExpiry: expect.stringMatching(/^token_expired: this worker's join token expired at /),
@@ -245,14 +253,15 @@ test("the worker refuses a forged or replayed finish and bad input with clear 4x
     const b = (await r.json()) as { error?: { code: string } };
     return `${r.status} ${b.error?.code ?? "ok"}`;
   };
-  const hello = await (await fetch(`https://127.0.0.1:${w.port}/join/hello`, { method: "POST", body: JSON.stringify({ v: 1, host: HOST, ca: m.ca.pem, nonce: "A".repeat(43) }), tls: { rejectUnauthorized: false } } as RequestInit)).json() as { nonce: string };
+  const hello = await (await fetch(`https://127.0.0.1:${w.port}/join/hello`, { method: "POST", body: JSON.stringify(helloBody(token, m.ca.pem)), tls: { rejectUnauthorized: false } } as RequestInit)).json() as { nonce: string };
   const forged = { v: 1, nonce: hello.nonce, certs: { agent: m.ca.pem, updater: m.ca.pem }, trust: null, proof: "0".repeat(64) };
   expect({
     forged: await post("/join/finish", forged),
     replayed: await post("/join/finish", forged),
-    wrongHost: await post("/join/hello", { v: 1, host: "edge-2", ca: m.ca.pem, nonce: "A".repeat(43) }),
-    badCa: await post("/join/hello", { v: 1, host: HOST, ca: "not a certificate", nonce: "A".repeat(43) }),
-    extraField: await post("/join/hello", { v: 1, host: HOST, ca: m.ca.pem, nonce: "A".repeat(43), sans: ["evil"] }),
+    wrongHost: await post("/join/hello", helloBody(token, m.ca.pem, { host: "edge-2" })),
+    badCa: await post("/join/hello", helloBody(token, m.ca.pem, { ca: "not a certificate" })),
+    noMasterProof: await post("/join/hello", helloBody(token, m.ca.pem, { proof: "0".repeat(64) })),
+    extraField: await post("/join/hello", { ...helloBody(token, m.ca.pem), sans: ["evil"] }),
     notJson: await post("/join/hello", "{"),
     elsewhere: await post("/update", {}),
     joined: isJoined(w.updaterDir),
@@ -261,6 +270,7 @@ test("the worker refuses a forged or replayed finish and bad input with clear 4x
     replayed: "403 join_refused",
     wrongHost: "403 join_refused",
     badCa: "400 bad_certificate",
+    noMasterProof: "403 join_refused",
     extraField: "400 bad_request",
     notJson: "400 bad_request",
     elsewhere: "404 not_found",

@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 
 export const swarmCommands = {
   enroll: () => import("./enroll.ts").then((m) => m.default),
+  join: () => import("./join.ts").then((m) => m.default),
   list: () => import("./list.ts").then((m) => m.default),
   decommission: () => import("./decommission.ts").then((m) => m.default),
   update: () => import("./update.ts").then((m) => m.default),
@@ -10,6 +11,8 @@ export const swarmCommands = {
   releases: () => import("./releases.ts").then((m) => m.default),
   operator: () => import("./operator.ts").then((m) => m.default),
   "rotate-master": () => import("./rotate-master.ts").then((m) => m.default),
+  renew: () => import("./renew.ts").then((m) => m.default),
+  crl: () => import("./crl.ts").then((m) => m.default),
   trust: () => import("./trust.ts").then((m) => m.default),
 };
 

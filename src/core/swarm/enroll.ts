@@ -23,6 +23,8 @@ export interface EnrollOptions {
   /** Only the updater bundle, for a host already enrolled without one; SANs come from the registry. */
   updaterOnly?: boolean;
   outDir?: string;
+  /** A join token instead of bundles (core/swarm/join.ts): nothing is written here, the worker makes its keys. */
+  join?: boolean;
   now?: () => Date;
 }
 
@@ -37,6 +39,9 @@ export interface EnrollResult {
 
 export function validateEnroll(o: EnrollOptions): void {
   if (!LABEL.test(o.host)) throw usageError(`host name ${JSON.stringify(o.host)} is not a DNS label`, "use letters, digits and '-', at most 63, no dots");
+  if (o.join && (o.updater || o.updaterOnly || o.outDir !== undefined)) {
+    throw usageError("--join writes no bundles: the worker makes its own keys, and joins with both the agent and the updater certificate", "drop --updater, --updater-only and --out-dir");
+  }
   if (o.updaterOnly) {
     if (o.address !== undefined || (o.sans ?? []).length > 0 || o.updater) {
       throw usageError("--updater-only takes the address and SANs the registry holds", "drop --address, --sans and --updater");

@@ -11,6 +11,7 @@ import type { InstallReport, RolledBackDetail, Slot, SwitchResponse } from "../.
 import { errorMessage, RemoteError } from "../../lib/errors.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { DeltaSource } from "../delta.ts";
+import { type IdentityUpkeep, upkeepNote } from "./upkeep.ts";
 
 /** Delta bodies per base, shared by a push's hosts (core/delta's DeltaSource). */
 export type Deltas = Pick<DeltaSource, "body">;
@@ -47,6 +48,8 @@ export interface HostResult {
   install: InstallReport | null;
   /** The signing key that signed what was sent, or null when it was unsigned. */
   signer: string | null;
+  /** Renewal and CRL delivery on a host the push reached (upkeep.ts); null when not run. */
+  identity: IdentityUpkeep | null;
   bytes_sent: number;
   duration_ms: number;
 }
@@ -169,7 +172,12 @@ export interface PushOptions {
   /** A signed release older than what a host runs may go in (never below its floor). */
   allowDowngrade?: boolean;
   client?: WorkerClient;
+  /** Identity upkeep on a host once the push has reached it (upkeep.ts). */
+  upkeep?: (h: Host) => Promise<IdentityUpkeep>;
 }
+
+/** Transport failures: the push never reached the host's updater, so neither does the upkeep. */
+const UNREACHED = new Set(["unreachable", "timeout", "handshake", "identity"]);
 
 /**
  * A host whose updater holds a trust document takes only signed releases:
@@ -190,6 +198,7 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
   let transfer: Transfer | null = null;
   let install: InstallReport | null = null;
   let outcome: { agent: Outcome; detail: string; self?: Awaited<ReturnType<typeof selfUpdate>> };
+  let reached = true;
   try {
     let installing = false;
     await requireSignatureIfTrusted(c, { host: h.name, address: h.address, port: h.updater_port }, o);
@@ -218,7 +227,11 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
     }
   } catch (e) {
     outcome = { ...(({ outcome: agent, detail }) => ({ agent, detail }))(describe(e)) };
+    if (e instanceof RemoteError && UNREACHED.has(e.code)) reached = false;
   }
+  const identity = reached && o.upkeep ? await o.upkeep(h) : null;
+  const said = upkeepNote(identity);
+  if (said) outcome.detail = `${outcome.detail}; ${said}`;
   const t = transfer as Transfer | null;
   const selfTransfer = outcome.self?.transfer ?? null;
   return {
@@ -232,6 +245,7 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
     self_transfer: selfTransfer,
     install,
     signer: o.signer,
+    identity,
     bytes_sent: (t?.bytes ?? 0) + (selfTransfer?.bytes ?? 0),
     duration_ms: Math.round(performance.now() - t0),
   };

@@ -15,6 +15,7 @@ import { type Host, Registry } from "../registry.ts";
 import { obtainRelease, type Release } from "../release.ts";
 import { selectHosts } from "./hosts.ts";
 import { type HostResult, type Progress, pushHost } from "./push.ts";
+import { identityUpkeep } from "./upkeep.ts";
 
 export type { HostResult, Outcome, Progress, Transfer } from "./push.ts";
 
@@ -84,8 +85,9 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     await ensureMasterIdentity();
     const onProgress = o.onProgress ?? (() => {});
     const delta = o.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
+    using upkeep = await identityUpkeep();
     const results = await mapLimit(targets, concurrency, async (h) => {
-      const res = await pushHost(h, release, { includeSelf: Boolean(o.includeSelf), delta, onProgress, signer: signature?.signer.id ?? null, allowDowngrade: o.allowDowngrade });
+      const res = await pushHost(h, release, { includeSelf: Boolean(o.includeSelf), delta, onProgress, signer: signature?.signer.id ?? null, allowDowngrade: o.allowDowngrade, upkeep: upkeep.run });
       onProgress({ host: h.name, phase: "done", result: res });
       return res;
     });

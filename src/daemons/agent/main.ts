@@ -8,17 +8,32 @@ import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedAgentConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bundlePaths, installPaths } from "../../lib/paths.ts";
-import { readBundle, serverTls } from "../../lib/tls.ts";
-import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
+import { DecnetError } from "../../lib/errors.ts";
+import { createApp, listenUnix, onShutdown } from "../server.ts";
+import { TlsListener } from "../tls-listener.ts";
 import { composeRunner } from "./compose.ts";
 import { agentLocalRoutes, agentRoutes } from "./routes.ts";
 
 export async function start(cfg: ResolvedAgentConfig, log: Logger): Promise<void> {
   const paths = installPaths(cfg.installDir);
-  const bundle = readBundle(bundlePaths(cfg.agentDir, "worker"), `copy the agent bundle from \`decnet swarm enroll --out-dir DIR\` to ${cfg.agentDir}, or pass --agent-dir`);
+  const bundle = bundlePaths(cfg.agentDir, "worker");
+  // An interrupted certificate switch is finished or undone by the updater
+  // (it alone switches bundles, and it starts before the agent it spawns).
   mkdirSync(paths.root, { recursive: true });
-  const deps = { info: buildInfo(), pid: process.pid, startedAt: Date.now(), now: Date.now, compose: composeRunner(paths, cfg.composeBin) };
-  const server = listen({ app: createApp(agentRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle) });
+  const deps = {
+    info: buildInfo(), pid: process.pid, startedAt: Date.now(), now: Date.now, compose: composeRunner(paths, cfg.composeBin),
+    reloadTls: async () => {
+      try {
+        const s = await server.swap();
+        log.info(`serving certificate ${s.serial}${s.crl_until ? `, CRL until ${s.crl_until}` : ", no CRL"}`);
+        return s;
+      } catch (e) {
+        throw new DecnetError("internal", `the agent keeps its certificates: ${(e as Error).message}`, { cause: e });
+      }
+    },
+  };
+  const server = new TlsListener({ app: createApp(agentRoutes(deps), log), hostname: cfg.host, port: cfg.port, bundle, hint: `copy the agent bundle from \`decnet swarm enroll --out-dir DIR\` to ${cfg.agentDir}, or pass --agent-dir`, log });
+  server.start();
   const sock = listenUnix(paths.agentSock, createApp(agentLocalRoutes(deps), log));
   writePidFile(paths.agentPid, process.pid);
   log.info(`agent ${deps.info.version} release ${deps.info.release ?? "none"} pid ${process.pid} on ${cfg.host}:${cfg.port}`);

@@ -1,5 +1,5 @@
-/** The agent's route tables: mTLS (health, status, deploy, teardown) and the local socket. */
-import { agentApi, type AgentHealth } from "../../protocol/agent.ts";
+/** The agent's route tables: mTLS (health, status, deploy, teardown) and the local socket (health, TLS reload). */
+import { agentApi, type AgentHealth, agentLocalApi, type TlsServed } from "../../protocol/agent.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import { route, type Routes } from "../server.ts";
 import type { ComposeRunner } from "./compose.ts";
@@ -10,6 +10,8 @@ export interface AgentDeps {
   startedAt: number;
   now: () => number;
   compose: ComposeRunner;
+  /** Serve the agent bundle dir as it is now (new certificates, a new CRL) without restarting. */
+  reloadTls?: () => Promise<TlsServed>;
 }
 
 function health(d: AgentDeps): AgentHealth {
@@ -26,5 +28,8 @@ export function agentRoutes(d: AgentDeps): Routes {
 }
 
 export function agentLocalRoutes(d: AgentDeps): Routes {
-  return [route(agentApi.health, () => health(d))];
+  const routes: Routes = [route(agentLocalApi.health, () => health(d))];
+  const reload = d.reloadTls;
+  if (reload) routes.push(route(agentLocalApi.tlsReload, () => reload()));
+  return routes;
 }

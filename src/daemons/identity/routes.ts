@@ -15,16 +15,18 @@ import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bundlePaths, ensurePrivateDir, renewPaths } from "../../lib/paths.ts";
 import { certCn, checkIssued, makeKeyAndCsr } from "../../lib/worker-keys.ts";
-import { type CrlPushResponse, identityApi, type RenewCsrResponse, type RenewInstallResponse } from "../../protocol/identity.ts";
+import { type AgentSwitch, type CrlPushResponse, identityApi, type RenewCsrResponse, type RenewInstallResponse } from "../../protocol/identity.ts";
 
 export interface IdentityDeps {
   agentDir: string;
   updaterDir: string;
   now: () => Date;
-  /** New certificates are in both bundles: re-create the listeners (updater in process, agent via agent.sock). */
-  onRenewed?(serials: { agent: string; updater: string }): void | Promise<void>;
+  /** New certificates are in both bundles: re-create the listeners (updater in process, agent via agent.sock); says what the agent did. */
+  onRenewed?(serials: { agent: string; updater: string }): void | Promise<AgentSwitch | void>;
   /** A newer CRL is in both bundle dirs (crl.pem): re-create the listeners with it. */
-  onCrl?(number: number): void | Promise<void>;
+  onCrl?(number: number): void | Promise<AgentSwitch | void>;
+  /** The daemon's one-operation lock (updater/routes.ts OpLock): no install runs during an identity change, nor one during an install. */
+  lock?: { run<T>(name: string, fn: () => Promise<T>): Promise<T> };
   log?: Pick<Logger, "info" | "warn">;
 }
 
@@ -40,12 +42,12 @@ export function identityRoutes(d: IdentityDeps): Routes {
   const pendingFile = renewPaths(d.updaterDir).material;
   let busy = false;
 
-  /** One identity change at a time; a second gets 423. */
-  async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /** One identity change at a time (and, with the daemon's lock, no install beside it); a second gets 423. */
+  async function exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     if (busy) throw new DecnetError("busy", "another identity change is in flight");
     busy = true;
     try {
-      return await fn();
+      return await (d.lock ? d.lock.run(name, fn) : fn());
     } finally {
       busy = false;
     }
@@ -67,7 +69,7 @@ export function identityRoutes(d: IdentityDeps): Routes {
   }
 
   const csr = route(identityApi.renewCsr, () =>
-    exclusive(async (): Promise<RenewCsrResponse> => {
+    exclusive("renew", async (): Promise<RenewCsrResponse> => {
       // A repeated call (the master retrying) gets the same keys: at most one pending pair.
       let p = pending();
       if (!p) {
@@ -82,7 +84,7 @@ export function identityRoutes(d: IdentityDeps): Routes {
   );
 
   const install = route(identityApi.renewInstall, ({ body }) =>
-    exclusive(async (): Promise<RenewInstallResponse> => {
+    exclusive("renew", async (): Promise<RenewInstallResponse> => {
       const p = pending();
       if (!p) throw new DecnetError("bad_request", "no renewal is in progress here", { hint: "call /renew/csr first" });
       const h = await host();
@@ -99,13 +101,13 @@ export function identityRoutes(d: IdentityDeps): Routes {
       rmSync(renewPaths(d.updaterDir).dir, { recursive: true, force: true });
       const serials = { agent: a.serial, updater: u.serial };
       d.log?.info(`renewed: agent ${a.serial}, updater ${u.serial}, until ${a.notAfter}`);
-      await d.onRenewed?.(serials);
-      return { serials, not_after: a.notAfter };
+      const switched = await d.onRenewed?.(serials);
+      return { serials, not_after: a.notAfter, ...(switched ? { agent: switched } : {}) };
     }),
   );
 
   const crl = route(identityApi.crl, ({ body }) =>
-    exclusive(async (): Promise<CrlPushResponse> => {
+    exclusive("crl", async (): Promise<CrlPushResponse> => {
       const held = existsSync(updater.crl) ? readFileSync(updater.crl, "utf8") : null;
       let next;
       try {
@@ -117,8 +119,8 @@ export function identityRoutes(d: IdentityDeps): Routes {
       writeFileAtomic(agent.crl, body.crl, 0o644);
       writeFileAtomic(updater.crl, body.crl, 0o644);
       d.log?.info(`CRL #${next.number} in place (${next.serials.length} revoked)`);
-      await d.onCrl?.(next.number);
-      return { number: next.number, previous: next.previous };
+      const switched = await d.onCrl?.(next.number);
+      return { number: next.number, previous: next.previous, ...(switched ? { agent: switched } : {}) };
     }),
   );
 

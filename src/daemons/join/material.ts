@@ -1,10 +1,12 @@
 /**
- * A joining worker's material on disk: its agent and updater keys with their
- * CSRs and the join listener's self-signed certificate, made once per token
- * and kept until the join completes; then the bundles it installs.
+ * A joining worker's material on disk: the token it joins with, its agent and
+ * updater keys with their CSRs and the join listener's self-signed
+ * certificate, made once per token and kept until the join completes; then
+ * the bundles it installs.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { dirname } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import { bundlePaths, ensurePrivateDir, joinPaths } from "../../lib/paths.ts";
@@ -107,4 +109,33 @@ export function installJoined(d: InstallDirs, m: JoinMaterial, b: JoinedBundles)
 /** Joined once the updater's certificate is in place (installJoined writes it last). */
 export function isJoined(updaterDir: string): boolean {
   return existsSync(bundlePaths(updaterDir, "updater").crt);
+}
+
+/**
+ * `decnet updater --join TOKEN`: checks the token (one line when damaged or
+ * expired) and keeps it (0600) for the updater to join with, whether it runs
+ * now or is started later without --join (a unit). A worker that has joined
+ * refuses: its token is spent, and a join would replace its identity.
+ */
+export function keepJoinToken(updaterDir: string, text: string, now = new Date()): JoinToken {
+  const t = workerToken(text, now);
+  if (isJoined(updaterDir)) {
+    throw new DecnetError("token_used", `this worker has joined already (${bundlePaths(updaterDir, "updater").crt} is there); a join token is used once`, {
+      hint: "start the updater without --join; to give it new certificates, `decnet swarm renew --host …` on the master",
+    });
+  }
+  const p = joinPaths(updaterDir);
+  ensurePrivateDir(dirname(p.dir));
+  ensurePrivateDir(p.dir);
+  writeFileAtomic(p.token, `${text.trim()}\n`, 0o600);
+  return t;
+}
+
+/** The token kept for a join that has not completed, or null. */
+export function keptJoinToken(updaterDir: string): string | null {
+  try {
+    return readFileSync(joinPaths(updaterDir).token, "utf8").trim() || null;
+  } catch {
+    return null;
+  }
 }

@@ -1,8 +1,8 @@
 /**
  * The worker's end of the join: the only routes an updater started with
  * `--join TOKEN` serves until it has joined. /join/hello pins the master's CA
- * by the token's hash and proves the secret over this worker's TLS
- * certificate and CSRs; /join/finish takes the certificates only with the
+ * by the token's hash, checks the master's proof of the secret, and proves
+ * it back over this worker's TLS certificate and CSRs; /join/finish takes the certificates only with the
  * master's proof over the same hello.
  */
 import { type Route, route, type Routes } from "../server.ts";
@@ -12,7 +12,7 @@ import { certSha256, checkIssued } from "../../lib/worker-keys.ts";
 import { type JoinToken, tokenExpired } from "../../protocol/join-token.ts";
 import {
   type FinishResponse, finishTranscript, type HelloResponse, helloTranscript, joinApi,
-  JOIN_VERSION, masterFinishProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof,
+  JOIN_VERSION, masterFinishProof, masterHelloProof, newNonce, proofsEqual, workerDoneProof, workerHelloProof,
 } from "../../protocol/join.ts";
 import type { JoinedBundles, JoinMaterial } from "./material.ts";
 
@@ -60,6 +60,10 @@ export function joinRoutes(d: JoinDeps): Routes {
       throw new DecnetError("ca_mismatch", `the master's CA (sha256 ${seen.slice(0, 16)}…) is not the CA this worker's token names (${t.ca.slice(0, 16)}…)`, {
         detail: { token_ca: t.ca, master_ca: seen },
       });
+    }
+    // Then the master proves the secret, so a worker with another token (an older one for this host) says so.
+    if (!proofsEqual(body.proof, masterHelloProof(t, { caPem: body.ca, masterNonce: body.nonce }))) {
+      throw refused("the master's proof does not match this worker's token", "the master issued another token for this host since; start this worker with the newest one");
     }
     const now = d.now().getTime();
     for (const [n, h] of open) if (now - h.at > HELLO_TTL_MS) open.delete(n);

@@ -1,16 +1,23 @@
 /**
- * start(config): the updater daemon — recover from the journal, serve over
- * mTLS (and updater.sock locally), then make sure an agent runs from current.
+ * start(config): the updater daemon — join first when it holds a join token
+ * and no certificate, recover from the journal, serve over mTLS (and
+ * updater.sock locally), then make sure an agent runs from current.
  */
-import { mkdirSync, unlinkSync } from "node:fs";
+import { mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { removeOwnPidFile, writePidFile } from "../../lib/pidfile.ts";
 import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
-import { bundlePaths, installPaths } from "../../lib/paths.ts";
-import { readBundle, serverTls } from "../../lib/tls.ts";
-import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
+import { bundlePaths, installPaths, joinPaths } from "../../lib/paths.ts";
+import { readBundle } from "../../lib/tls.ts";
+import { recoverBundle } from "../../lib/bundle-switch.ts";
+import { type AgentReload, reloadAgentTls } from "../../lib/control-socket.ts";
+import type { AgentSwitch } from "../../protocol/identity.ts";
+import { createApp, listenUnix, onShutdown } from "../server.ts";
+import { TlsListener } from "../tls-listener.ts";
+import { identityRoutes } from "../identity/routes.ts";
+import { isJoined, keptJoinToken, workerToken } from "../join/material.ts";
 import { AgentOps } from "./ops.ts";
 import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
@@ -23,18 +30,42 @@ import { timeouts } from "../../lib/timeouts.ts";
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
 const TRANSPORT_BODY_LIMIT = 2 ** 40;
 
+/** What the agent did with new certificates or a CRL, for the master's answer. */
+function agentSwitch(r: AgentReload, log: Logger): AgentSwitch {
+  if (r.outcome === "failed") log.warn(`the agent keeps serving its old certificates until it restarts: ${r.why}`);
+  return r.outcome === "failed" ? "on-restart" : r.outcome;
+}
+
 export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<void> {
   const paths = installPaths(cfg.installDir);
-  const bundle = readBundle(bundlePaths(cfg.updaterDir, "updater"), `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, or pass --updater-dir`);
-  // The agent it will start needs its bundle too: refuse now, not at the first update.
-  readBundle(bundlePaths(cfg.agentDir, "worker"), `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
   for (const dir of [paths.root, paths.releases, paths.updater.root, paths.updater.releases]) checkNotWritableByOthers(dir);
   mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
   mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
+  // Held from the start: a joining updater's listener and the one after it share the port with them.
+  const guards = holdGuards(cfg, log);
+  const updaterBundle = bundlePaths(cfg.updaterDir, "updater");
+  const agentBundle = bundlePaths(cfg.agentDir, "worker");
+  if (!isJoined(cfg.updaterDir)) {
+    const kept = keptJoinToken(cfg.updaterDir);
+    if (kept) {
+      const { serveJoin } = await import("../join/serve.ts");
+      await serveJoin(cfg, paths, workerToken(kept), log);
+    }
+  } else {
+    // Joined, then killed before the join material was removed: those keys are the bundles' now.
+    rmSync(joinPaths(cfg.updaterDir).dir, { recursive: true, force: true });
+  }
+  // A certificate switch (renewal) that a kill interrupted: the old pair or the new one, per bundle.
+  for (const [what, b] of [["updater", updaterBundle], ["agent", agentBundle]] as const) {
+    const r = recoverBundle(b);
+    if (r !== "clean") log.warn(`${what} bundle: an interrupted certificate switch was ${r}`);
+  }
+  readBundle(updaterBundle, `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, pass --updater-dir, or join: \`decnet updater --join TOKEN\``);
+  // The agent it will start needs its bundle too: refuse now, not at the first update.
+  readBundle(agentBundle, `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
 
   const trust = new TrustStore(paths.trust, log);
-  trust.load(bundlePaths(cfg.updaterDir, "updater").trust);
-  const guards = holdGuards(cfg, log);
+  trust.load(updaterBundle.trust);
   const sup = createSupervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
@@ -44,7 +75,19 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
 
   let stopServers = () => {};
   const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers) };
-  const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
+  // New certificates or a new CRL in both bundle dirs: this listener swaps in
+  // process, the agent's through agent.sock (it keeps its pid).
+  const switchListeners = async (): Promise<AgentSwitch> => {
+    const s = await server.swap();
+    log.info(`serving certificate ${s.serial}${s.crl_until ? `, CRL until ${s.crl_until}` : ", no CRL"}`);
+    return agentSwitch(await reloadAgentTls(paths.agentSock, timeouts.localHealth() * 5), log);
+  };
+  const identity = identityRoutes({ agentDir: cfg.agentDir, updaterDir: cfg.updaterDir, now: () => new Date(), lock, log, onRenewed: switchListeners, onCrl: switchListeners });
+  const server = new TlsListener({
+    app: createApp([...updaterRoutes(deps), ...identity], log), hostname: cfg.host, port: cfg.port, bundle: updaterBundle,
+    hint: `copy the updater bundle to ${cfg.updaterDir}`, log, maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60,
+  });
+  server.start();
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
     server.stop(true);
