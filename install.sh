@@ -14,7 +14,7 @@ main() {
   set -eu
   umask 022
   BINARY="" URL="" SHA256="" INSECURE=0 BUNDLE="" UPDATER_BUNDLE="" INSTALL_DIR=/opt/decnet ROOT=""
-  SYSTEMD=1 START=1 FORCE=0 HOST="" AGENT_PORT="" UPDATER_PORT=""
+  SYSTEMD=1 START=1 FORCE=0 HOST="" AGENT_PORT="" UPDATER_PORT="" JOIN=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --binary) BINARY=$(arg "$@"); shift 2 ;;
@@ -23,6 +23,7 @@ main() {
       --insecure) INSECURE=1; shift ;;
       --bundle) BUNDLE=$(arg "$@"); shift 2 ;;
       --updater-bundle) UPDATER_BUNDLE=$(arg "$@"); shift 2 ;;
+      --join) JOIN=$(arg "$@"); shift 2 ;;
       --install-dir) INSTALL_DIR=$(arg "$@"); shift 2 ;;
       --host) HOST=$(arg "$@"); shift 2 ;;
       --agent-port) AGENT_PORT=$(arg "$@"); shift 2 ;;
@@ -38,8 +39,14 @@ main() {
 
   [ -n "$BINARY" ] || [ -n "$URL" ] || usage "give --binary PATH or --url URL"
   [ -z "$BINARY" ] || [ -z "$URL" ] || usage "give --binary or --url, not both"
-  [ -n "$BUNDLE" ] || usage "give --bundle DIR (from \`decnet swarm enroll --updater --out-dir DIR\`)"
-  [ -n "$UPDATER_BUNDLE" ] || usage "give --updater-bundle DIR (DIR-updater from \`decnet swarm enroll --updater\`)"
+  if [ -n "$JOIN" ]; then
+    [ -z "$BUNDLE$UPDATER_BUNDLE" ] || usage "--join makes this worker's keys here: give it without --bundle and --updater-bundle"
+    case "$JOIN" in decnet-join:*) ;; *) usage "--join takes the token line \`decnet swarm enroll --join\` printed (it begins decnet-join:)" ;; esac
+    case "$JOIN" in *[!A-Za-z0-9:_-]*) usage "--join: the token has characters a token never has; copy the whole line again" ;; esac
+  else
+    [ -n "$BUNDLE" ] || usage "give --bundle DIR (from \`decnet swarm enroll --updater --out-dir DIR\`), or --join TOKEN"
+    [ -n "$UPDATER_BUNDLE" ] || usage "give --updater-bundle DIR (DIR-updater from \`decnet swarm enroll --updater\`)"
+  fi
   case "$INSTALL_DIR" in /*) ;; *) usage "--install-dir must be an absolute path" ;; esac
   case "$INSTALL_DIR" in *[!A-Za-z0-9/._-]*) usage "--install-dir may hold only letters, digits and / . _ -" ;; esac
   case "$SHA256" in "") ;; *[!0-9a-fA-F]*) usage "--sha256 must be 64 hex digits" ;; *) [ ${#SHA256} -eq 64 ] || usage "--sha256 must be 64 hex digits"; SHA256=$(printf '%s' "$SHA256" | tr 'A-F' 'a-f') ;; esac
@@ -52,8 +59,10 @@ main() {
   fi
   if [ -n "$ROOT" ]; then mkdir -p "$ROOT"; ROOT=$(cd "$ROOT" && pwd); fi
 
-  check_bundle "$BUNDLE" worker
-  check_bundle "$UPDATER_BUNDLE" updater
+  if [ -z "$JOIN" ]; then
+    check_bundle "$BUNDLE" worker
+    check_bundle "$UPDATER_BUNDLE" updater
+  fi
 
   DEST="$ROOT$INSTALL_DIR"
   # A failed install leaves nothing behind: the dirs made here go again.
@@ -72,6 +81,8 @@ main() {
   cp "$BINARY" "$TMP/decnet.bin"
   chmod 0755 "$TMP/decnet.bin"
   "$TMP/decnet.bin" version --json >/dev/null 2>"$TMP/err" || die "$BINARY does not run here: $(tail -n 3 "$TMP/err")"
+  HOME_DIR="${DECNET_HOME:-$HOME/.decnet}"
+  if [ -n "$JOIN" ]; then prepare_join; fi
 
   # The release id, computed by hand the way DESIGN §3 says anyone can.
   sha=$(sha256sum "$TMP/decnet.bin" | cut -c1-64)
@@ -91,9 +102,10 @@ main() {
   AGENT_ON=$ON
   install_release "$DEST/updater" updater
 
-  HOME_DIR="${DECNET_HOME:-$HOME/.decnet}"
-  install_bundle "$BUNDLE" "$ROOT$HOME_DIR/agent" worker agent
-  install_bundle "$UPDATER_BUNDLE" "$ROOT$HOME_DIR/updater" updater updater
+  if [ -z "$JOIN" ]; then
+    install_bundle "$BUNDLE" "$ROOT$HOME_DIR/agent" worker agent
+    install_bundle "$UPDATER_BUNDLE" "$ROOT$HOME_DIR/updater" updater updater
+  fi
   env_local "$DEST/.env.local"
 
   if [ "$SYSTEMD" = 1 ]; then
@@ -101,6 +113,10 @@ main() {
     enable_and_start
   fi
   DONE=1
+  if [ "$JOINING" = 1 ]; then
+    if [ "$SYSTEMD" = 1 ] && [ "$START" = 1 ] && [ -z "$ROOT" ]; then say "the updater waits for the master to complete the join (decnet swarm join HOST, or the waiting swarm enroll --join)"
+    else say "start the updater (decnet updater --install-dir $INSTALL_DIR --updater-dir $HOME_DIR/updater --agent-dir $HOME_DIR/agent): it joins with the kept token"; fi
+  fi
   if [ "$AGENT_ON" = "$ID" ]; then
     say "installed release $(short "$ID") in $DEST ($CHANGES change(s))"
   else
@@ -110,7 +126,7 @@ main() {
 
 usage_text() {
   cat <<'EOF'
-Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) --bundle DIR --updater-bundle DIR [options]
+Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) (--bundle DIR --updater-bundle DIR | --join TOKEN) [options]
 
   --binary PATH          the decnet executable
   --url URL              download it instead; {arch} in URL becomes linux-x64 or linux-arm64.
@@ -120,6 +136,9 @@ Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) --bundle DIR --upda
   --insecure             allow a plain http:// URL
   --bundle DIR           agent bundle (ca.crt worker.crt worker.key), from `swarm enroll`
   --updater-bundle DIR   updater bundle (ca.crt updater.crt updater.key)
+  --join TOKEN           instead of the bundles: the token `decnet swarm enroll --join` printed.
+                         The keys are made here (`decnet updater --join TOKEN --preflight`); the
+                         updater joins when it starts, and the master completes the join
   --install-dir DIR      default /opt/decnet
   --host ADDR            address both daemons listen on (default 0.0.0.0)
   --agent-port N         the agent's port (default 8765)
@@ -131,7 +150,7 @@ Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) --bundle DIR --upda
   --no-start             write and enable units, do not start them
   -h, --help             this text
 
-Bundles go to ${DECNET_HOME:-$HOME/.decnet}/{agent,updater}. A worker that
+Bundles go to ${DECNET_HOME:-$HOME/.decnet}/{agent,updater} (a join writes them there). A worker that
 already has a release keeps it (pushes replace it); a second run changes only
 what differs and restarts only the daemons whose inputs changed.
 EOF
@@ -139,6 +158,7 @@ EOF
 
 CHANGES=0
 DONE=0
+JOINING=0
 RESTART_AGENT=0
 RESTART_UPDATER=0
 UNITS_CHANGED=0
@@ -227,6 +247,25 @@ check_bundle() { # dir role
   for f in ca.crt "$2.crt" "$2.key"; do
     [ -r "$1/$f" ] || die "bundle $1 lacks $f (is it the ${2} bundle?)"
   done
+}
+
+# The join (DESIGN §14): the binary checks the token (one line when it is
+# damaged or expired), keeps it (0600) and makes the worker's keys in the
+# updater's bundle dir; the updater, started by its unit or by hand, serves
+# only the join until the master completes it. A worker that has joined
+# keeps its identity: its token is spent.
+prepare_join() {
+  upd="$ROOT$HOME_DIR/updater"
+  if [ -f "$upd/updater.crt" ]; then
+    say "this worker has joined already ($upd/updater.crt): --join ignored, its certificates kept"
+    return 0
+  fi
+  "$TMP/decnet.bin" updater --join "$JOIN" --preflight --install-dir "$DEST" --updater-dir "$upd" --agent-dir "$ROOT$HOME_DIR/agent" >"$TMP/out" 2>"$TMP/err" \
+    || die "$(sed 's/^decnet: //' "$TMP/err" | head -n 1)"
+  say "$(head -n 1 "$TMP/out")"
+  JOINING=1
+  CHANGES=$((CHANGES + 1))
+  restart_for updater
 }
 
 check_arch() { # binary
@@ -359,7 +398,8 @@ units() { # decnet home (as seen on the worker)
   # (self-update: same pid, so no MemoryDenyWriteExecute — Bun's JIT needs
   # W+X memory — and no NoExecPaths), calling systemctl and journalctl (unix
   # sockets under /run, readable journal), reading its bundles under
-  # $HOME. `systemd-analyze security` rates this 7.9 without these lines.
+  # $HOME and writing them (a join, a renewal, a CRL: its extra
+  # ReadWritePaths). `systemd-analyze security` rates this 7.9 without these lines.
   hardening="UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=strict
@@ -407,6 +447,7 @@ Restart=always
 RestartSec=2
 TimeoutStopSec=30s
 $hardening
+ReadWritePaths=-$1/agent -$1/updater
 
 [Install]
 WantedBy=multi-user.target"; then UNITS_CHANGED=1; restart_for updater; fi
@@ -442,7 +483,7 @@ enable_and_start() {
   [ "$START" = 1 ] || return 0
   # The agent first, and the updater once the agent serves: an updater that
   # starts first finds no agent answering yet and restarts it a second time.
-  if [ "$RESTART_AGENT" = 1 ]; then
+  if [ "$RESTART_AGENT" = 1 ] && [ -f "$ROOT$HOME_DIR/agent/worker.crt" ]; then
     systemctl reset-failed decnet-agent.service >/dev/null 2>&1 || true
     systemctl restart decnet-agent.service
     # It serves once its pid file names the unit's main process (up to 15 s).

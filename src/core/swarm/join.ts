@@ -74,10 +74,17 @@ export interface Joined extends JoinResult {
   recovered: boolean;
 }
 
+/** What to do about a worker's refusal (its error body carries no hint). */
+const REFUSAL_HINT: Record<string, string> = {
+  join_refused: "the worker holds another token for this host: start it with the newest one",
+  ca_mismatch: "the worker's token is not this master's (or was altered): start it with the token this master printed",
+  token_expired: "open a new join for it",
+};
+
 /** A refusal by the worker, said as one: the message is the worker's own words. */
 function workerSaid(e: RemoteError, address: string): RemoteError {
   if (e.status === 0) return e;
-  return new RemoteError(e.host, e.code, `the worker at ${address} refused the join: ${e.message}`, e.status, e.detail, e.hint);
+  return new RemoteError(e.host, e.code, `the worker at ${address} refused the join: ${e.message}`, e.status, e.detail, e.hint ?? REFUSAL_HINT[e.code]);
 }
 
 /** Completes the open join of `host` against its worker (DESIGN §14); records the host once the worker confirms. */
@@ -123,6 +130,7 @@ export async function completeHostJoin(host: string, o: CompleteOptions): Promis
       const r = await completeJoin(address, token, { ca, store, sans, port: DEFAULT_UPDATER_PORT, trust, timeoutMs: timeouts.request(), onConfirmed: record });
       return { ...r, address, sans, recovered: false };
     } catch (e) {
+      if (e instanceof DecnetError && e.code === "bad_certificate") throw new RemoteError(host, e.code, `the worker at ${address} sent something that is not what a join takes: ${e.message}`);
       if (!(e instanceof RemoteError)) throw e;
       if (!NOT_THERE_YET.has(e.code)) throw workerSaid(e, address);
       if (!o.wait) {
