@@ -89,11 +89,16 @@ export class IdentityStore implements Disposable {
   ) {
     ensurePrivateDir(dirname(file));
     this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+    // busy_timeout first: setting the journal mode waits for a lock another `decnet` may hold.
+    this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;");
     this.db.exec(SCHEMA);
     for (const [table, column, type] of ADDED_COLUMNS) {
       const has = this.db.query<{ name: string }, []>(`PRAGMA table_info(${table})`).all().some((c) => c.name === column);
-      if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      try {
+        if (!has) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      } catch (e) {
+        if (!String(e).includes("duplicate column")) throw e; // another decnet added it first
+      }
     }
   }
 

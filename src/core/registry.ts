@@ -59,7 +59,8 @@ export class Registry implements Disposable {
   constructor(file = homePaths().db) {
     ensurePrivateDir(homePaths().home);
     this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+    // busy_timeout first: setting the journal mode waits for a lock another `decnet` may hold.
+    this.db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;");
     this.db.exec(SCHEMA);
   }
 

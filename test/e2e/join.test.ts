@@ -241,7 +241,7 @@ test("a worker answering with a malformed CSR is refused by the master with one 
   const t = parseToken(token);
   const cert = await makeJoinCert(`decnet-join@${w.name}`, new Date(Date.now() + 3_600_000));
   // A worker that proves the token but sends a CSR that is not one.
-  await using fake = Bun.serve({
+  await using _fake = Bun.serve({
     hostname: w.address, port: 8766, tls: { cert: cert.certPem, key: cert.keyPem },
     async fetch(req) {
       const body = (await req.json()) as { ca: string; nonce: string };

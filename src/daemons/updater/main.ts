@@ -56,9 +56,11 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     rmSync(joinPaths(cfg.updaterDir).dir, { recursive: true, force: true });
   }
   // A certificate switch (renewal) that a kill interrupted: the old pair or the new one, per bundle.
+  let agentRolledForward = false;
   for (const [what, b] of [["updater", updaterBundle], ["agent", agentBundle]] as const) {
     const r = recoverBundle(b);
     if (r !== "clean") log.warn(`${what} bundle: an interrupted certificate switch was ${r}`);
+    if (what === "agent" && r === "rolled-forward") agentRolledForward = true;
   }
   readBundle(updaterBundle, `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, pass --updater-dir, or join: \`decnet updater --join TOKEN\``);
   // The agent it will start needs its bundle too: refuse now, not at the first update.
@@ -107,6 +109,8 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   });
   // Serving already; an update waits (423) until the agent is settled.
   await lock.run("startup", () => ops.ensureAgent()).catch((e) => log.error("could not start the agent:", e));
+  // An agent that kept running through the kill still serves the certificate its bundle no longer holds.
+  if (agentRolledForward) agentSwitch(await reloadAgentTls(paths.agentSock, timeouts.localHealth() * 5), log);
   // Then the hash states of what a next delta push most likely starts from
   // (they do not survive a restart); outside the lock, nothing waits on this.
   for (const [what, set] of [["agent", ops.set], ["updater", self.set]] as const) {
