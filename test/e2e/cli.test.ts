@@ -56,10 +56,48 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["updater", "--host", w.address, "--updater-dir", w.agentBundle, "--agent-dir", w.agentBundle, "--install-dir", w.installDir]);
     // The agent bundle has no updater.crt: a wrong bundle dir is named, nothing starts.
     expect({ code: r.code, oneLine: oneLine(r), names: r.stderr.includes("updater.crt is missing") }).toEqual({ code: 1, oneLine: true, names: true });
+    const badToken = await fleet.cli(["updater", "--host", w.address, "--updater-dir", join(fleet.root, "joining"), "--install-dir", w.installDir, "--join", "not-a-token"]);
+    expect({ code: badToken.code, line: badToken.stderr }).toEqual({ code: 2, line: "decnet: not a join token (a join token begins with decnet-join:)\n" });
   },
   async "swarm enroll"() {
     const r = await fleet.cli(["swarm", "enroll", "--host", "x1"]);
     expect({ code: r.code, oneLine: oneLine(r), says: r.stderr.includes("--address") }).toEqual({ code: 2, oneLine: true, says: true });
+  },
+  async "swarm join"() {
+    const none = await fleet.cli(["swarm", "join", "ghost"]);
+    // An open join whose worker is not there (an address of this fleet's block nothing listens on).
+    const address = fleet.worker("w1").address.replace(/\.\d+$/, ".200");
+    const open = await fleet.cli(["swarm", "enroll", "--host", "x9", "--address", address, "--join", "--no-wait", "--ttl", "5m"]);
+    const absent = await fleet.cli(["swarm", "join", "x9"]);
+    const badTtl = await fleet.cli(["swarm", "enroll", "--host", "x8", "--address", address, "--join", "--ttl", "soon"]);
+    const withBundles = await fleet.cli(["swarm", "enroll", "--host", "x8", "--address", address, "--join", "--updater"]);
+    expect({
+      none: [none.code, none.stderr],
+      open: [open.code, /^decnet-join:1:x9:[0-9a-f]{64}:\S+$/m.test(open.stdout), open.stdout.includes("then, once the worker waits: decnet swarm join x9")],
+      absent: [absent.code, oneLine(absent), absent.stderr.startsWith(`decnet: x9: no updater waiting to join at ${address}:8766`)],
+      badTtl: [badTtl.code, badTtl.stderr],
+      withBundles: [withBundles.code, oneLine(withBundles)],
+    }).toEqual({
+      none: [2, "decnet: no join is open for ghost — open one with `decnet swarm enroll --host ghost --address ADDR --join`\n"],
+      open: [0, true, true],
+      absent: [1, true, true],
+      badTtl: [2, "decnet: --ttl \"soon\" is not a duration — write it as a whole number of s, m or h, e.g. 30m\n"],
+      withBundles: [2, true],
+    });
+  },
+  async "swarm renew"() {
+    const none = await fleet.cli(["swarm", "renew"]);
+    // No updater runs on w1 in this file: the row says why, the exit is 1.
+    const r = await fleet.cli(["swarm", "renew", "--host", "w1", "--json"]);
+    const rows = JSON.parse(r.stdout) as Array<{ host: string; outcome: string; detail: string }>;
+    expect({ none: [none.code, oneLine(none)], code: r.code, rows: rows.map((x) => [x.host, x.outcome, x.detail.startsWith("connection refused by")]) }).toEqual({
+      none: [2, true], code: 1, rows: [["w1", "error", true]],
+    });
+  },
+  async "swarm crl"() {
+    const none = await fleet.cli(["swarm", "crl", "push"]);
+    const r = await fleet.cli(["swarm", "crl", "push", "--host", "w1"]);
+    expect({ none: [none.code, oneLine(none)], code: r.code, says: r.stderr.includes("1 of 1 host(s) did not take CRL #") }).toEqual({ none: [2, true], code: 1, says: true });
   },
   async "swarm list"() {
     const r = await fleet.cli(["swarm", "list", "--json"]);

@@ -252,7 +252,53 @@ test("install.sh never uses $TMPDIR and refuses an install dir others can write;
     hostileTmp: [],
     leftInDest: [],
     refused: [1, `install.sh: error: ${open}/opt/decnet is writable by others (mode 777): chmod go-w ${open}/opt/decnet`, []],
-    piped: [0, "Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) --bundle DIR --updater-bundle DIR [options]", true],
+    piped: [0, "Usage: install.sh (--binary PATH | --url URL [--sha256 HEX]) (--bundle DIR --updater-bundle DIR | --join TOKEN) [options]", true],
   });
   rmSync(hostile, { recursive: true, force: true });
+});
+
+test("install.sh --join: the keys are made on the worker, the updater started by hand joins with the kept token and takes a push; a bad token installs nothing; a second run keeps the identity", async () => {
+  const address = w.address.replace(/\.\d+$/, ".9");
+  const dir = join(fleet.root, "workers", "j1");
+  const home = join(fleet.root, "j1-home");
+  const open = await fleet.cli(["swarm", "enroll", "--host", "j1", "--address", address, "--join", "--no-wait"]);
+  const token = open.stdout.split("\n")[0]!;
+  const i = token.lastIndexOf(":") - 2;
+  const tampered = token.slice(0, i) + (token[i] === "0" ? "1" : "0") + token.slice(i + 1);
+  const args = ["--binary", fleet.bin, "--install-dir", dir, "--host", address, "--no-systemd"];
+  const notAToken = await install([...args, "--join", "hello"], { DECNET_HOME: home });
+  const withBundles = await install([...args, "--join", token, "--bundle", w.agentBundle], { DECNET_HOME: home });
+  const damaged = await install([...args, "--join", tampered], { DECNET_HOME: home });
+  const wroteNothing = !existsSync(dir) && !existsSync(home);
+  const r = await install([...args, "--join", token], { DECNET_HOME: home });
+  const kept = ["updater/join/token", "updater/join/material.json"].map((f) => (statSync(join(home, f)).mode & 0o777).toString(8));
+  const up = await runCli(join(dir, "updater/current/decnet"), ["updater", "--host", address, "--install-dir", dir, "--updater-dir", join(home, "updater"), "--agent-dir", join(home, "agent"), "--daemon"], fleet.env);
+  const joined = await fleet.cli(["swarm", "join", "j1"]);
+  const push = await fleet.cli(["swarm", "update", "--host", "j1", "--artifact", (await release("v2")).file, "--json"]);
+  const again = await install([...args, "--join", token], { DECNET_HOME: home });
+  expect({
+    notAToken: [notAToken.code, notAToken.stderr],
+    withBundles: [withBundles.code, withBundles.stderr],
+    damaged: [damaged.code, damaged.stderr],
+    wroteNothing,
+    install: [r.code, r.stdout.includes("install.sh: join prepared: this worker joins as j1 when its updater starts"), r.stdout.includes("it joins with the kept token")],
+    kept,
+    up: [up.code, up.stdout.includes("waiting to join")],
+    joined: [joined.code, joined.stdout.startsWith(`joined j1 (${address})`)],
+    files: [readdirSync(join(home, "agent")).sort(), readdirSync(join(home, "updater")).sort()],
+    push: [push.code, JSON.parse(push.stdout).hosts[0].agent],
+    again: [again.code, again.stdout.includes("this worker has joined already")],
+  }).toEqual({
+    notAToken: [2, "install.sh: --join takes the token line `decnet swarm enroll --join` printed (it begins decnet-join:) (see --help)\n"],
+    withBundles: [2, "install.sh: --join makes this worker's keys here: give it without --bundle and --updater-bundle (see --help)\n"],
+    damaged: [1, "install.sh: error: join token is damaged (its check digits do not match): copy it again, whole\n"],
+    wroteNothing: true,
+    install: [0, true, true],
+    kept: ["600", "600"],
+    up: [0, true],
+    joined: [0, true],
+    files: [["ca.crt", "worker.crt", "worker.key"], ["ca.crt", "updater.crt", "updater.key"]],
+    push: [0, "updated"],
+    again: [0, true],
+  });
 });
