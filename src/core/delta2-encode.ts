@@ -47,6 +47,8 @@ export interface Delta2Options {
   level?: number;
   /** Base bytes on each side of a frame's place in the dictionary. */
   margin?: number;
+  /** Give up (null) once the frames pass this: a quarter of the release by default, about a full push's gzip. */
+  maxBodyBytes?: number;
 }
 
 type Segment = { kind: "copy"; path: string; first: number; count: number } | { kind: "data"; from: number; to: number };
@@ -125,8 +127,8 @@ function dictRange(a: NonNullable<ReturnType<typeof anchors>>, cs: number, ce: n
 }
 
 /**
- * The format-2 body of `files` against `base`; null when the bytes the base
- * lacks are more than half the release (a full push is then as good).
+ * The format-2 body of `files` against `base`; null when it would pass
+ * `maxBodyBytes` (a full push is then as good).
  */
 export function encodeDelta2(o: Delta2Options): { body: Uint8Array; stats: Delta2Stats } | null {
   const level = o.level ?? 3;
@@ -151,7 +153,6 @@ export function encodeDelta2(o: Delta2Options): { body: Uint8Array; stats: Delta
       const start = s.from * BLOCK_SIZE;
       const end = Math.min(mf.size, s.to * BLOCK_SIZE);
       stats.literalBytes += end - start;
-      if (stats.literalBytes * 2 > totalBytes) return null;
       const a = anchors(segs, i, mf.path, o.base);
       for (let cs = start; cs < end; cs += DELTA2_FRAME_MAX) {
         const ce = Math.min(end, cs + DELTA2_FRAME_MAX);
@@ -167,6 +168,7 @@ export function encodeDelta2(o: Delta2Options): { body: Uint8Array; stats: Delta
         stats.frames += 1;
         stats.framesWithDict += dict ? 1 : 0;
         stats.frameBytes += frame.byteLength;
+        if (stats.frameBytes > (o.maxBodyBytes ?? totalBytes / 4)) return null;
       }
     }
   }
