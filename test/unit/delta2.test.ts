@@ -217,7 +217,7 @@ describe("hostile bodies", () => {
   test("a base whose bytes differ from the master's copy: the frame checksum fails", async () => {
     const damaged = Buffer.from(base);
     for (let i = 2 * BLOCK_SIZE; i < damaged.byteLength; i += 997) damaged[i]! ^= 0x5a;
-    expect(await refusal(good, B, (p, o, l) => damaged.subarray(o, o + l))).toEqual({ code: "bad_archive", reason: "bad_frame" });
+    expect(await refusal(good, B, (_p, o, l) => damaged.subarray(o, o + l))).toEqual({ code: "bad_archive", reason: "bad_frame" });
   });
 
   test("a header nested too deep, too large, or not for this base; not format 2 at all", async () => {
