@@ -5,7 +5,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { constants as Z, zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { encodeDelta2, type NewFile } from "../../src/core/delta2-encode.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deltaBody, planDelta } from "../../src/core/delta.ts";
+import { encodeDelta1, encodeDelta2, type NewFile } from "../../src/core/delta2-encode.ts";
+import { writeTarball } from "../../src/lib/tarball.ts";
 import { Delta2Error, type Delta2Reason, jsonDepth, openDelta2 } from "../../src/lib/delta2-decode.ts";
 import { type BlockIndex, truncateDigests } from "../../src/protocol/block-index.ts";
 import { BLOCK_SIZE, BlockHasher } from "../../src/protocol/delta.ts";
@@ -246,4 +251,22 @@ describe("hostile bodies", () => {
     const first = (ops[zstdAt[0]!] as any)[2] as number;
     expect(await refusal(assemble(h, Buffer.concat([plain, frames.subarray(first)])), B)).toEqual({ code: "bad_archive", reason: "bad_frame" });
   });
+});
+
+test("format 1 from the same inputs (for an older updater) is the body today's tarball planner makes", async () => {
+  const base = codeLike(30 * BLOCK_SIZE + 99, 9);
+  const next = splice(base, 400_000, 0, new TextEncoder().encode("one more line"));
+  const manifest = manifestOf({ decnet: next });
+  const dir = mkdtempSync(join(tmpdir(), "decnet-d1-"));
+  try {
+    writeFileSync(join(dir, "decnet"), next);
+    await writeTarball(join(dir, "r.tar.gz"), dir, ["decnet"]);
+    const full = digests(base);
+    const blocks = { release: manifestOf({ decnet: base }).id, block_size: BLOCK_SIZE, files: { decnet: { size: base.byteLength, hashes: Buffer.from(full).toString("base64") } } };
+    const today = await deltaBody((await planDelta(join(dir, "r.tar.gz"), manifest, blocks))!);
+    const mine = encodeDelta1({ manifest, files: [{ file: manifest.files[0]!, digests: digests(next), read: (o, l) => next.subarray(o, o + l) }], base: { release: blocks.release, width: 32, files: { decnet: { size: base.byteLength, digests: full } } } });
+    expect(Buffer.compare(Bun.gunzipSync(Buffer.from(mine!.body)), Bun.gunzipSync(Buffer.from(today)))).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
