@@ -22,14 +22,11 @@ export interface CacheLimits {
 export const DEFAULT_LIMITS: CacheLimits = { indexes: 64, contents: 3 };
 const ID = /^[0-9a-f]{64}$/;
 
-/** The cache's default place: ~/.decnet/cache/releases. */
-export const releaseCacheDir = () => join(homePaths().home, "cache", "releases");
-
 export class ReleaseCache {
   private indexDir: string;
   private contentDir: string;
 
-  constructor(readonly dir: string = releaseCacheDir(), private limits: CacheLimits = DEFAULT_LIMITS) {
+  constructor(readonly dir: string = homePaths().releaseCache, private limits: CacheLimits = DEFAULT_LIMITS) {
     ensurePrivateDir(dir);
     this.indexDir = ensurePrivateDir(join(dir, "index"));
     this.contentDir = ensurePrivateDir(join(dir, "content"));

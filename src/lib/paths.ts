@@ -28,6 +28,8 @@ export function homePaths(home = decnetHome()) {
     caKey: join(ca, "ca.key"),
     master: bundlePaths(master, "worker"),
     db: join(home, "swarm.db"),
+    /** The master's cache of releases by id: block indexes and files (core/release-cache.ts). */
+    releaseCache: join(home, "cache", "releases"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
   };
