@@ -20,6 +20,7 @@ import { type BlockIndex, decodeCompactIndex, encodeCompactIndex, encodeIndexQue
 import { BLOCK_SIZE } from "../src/protocol/delta.ts";
 import { type Manifest, releaseId } from "../src/protocol/manifest.ts";
 import { buildVariants } from "../test/fixtures/variants.ts";
+import { Fleet } from "../test/fleet/harness.ts";
 
 const ADDRESS = "127.0.0.77";
 const RUNS = 3;
@@ -61,11 +62,12 @@ async function rsyncDaemon(dest: string) {
   return { port, [Symbol.asyncDispose]: async () => { proc.kill(); await proc.exited; } };
 }
 
-/** A TCP relay to `port` counting the bytes each way (payload, not headers). */
-async function countingRelay(port: number) {
-  const counts = { up: 0, down: 0 };
+/** A TCP relay on `address` to `port` counting the bytes each way (payload, not headers) and the connections. */
+async function countingRelay(port: number, address = ADDRESS, listenPort = 0) {
+  const counts = { up: 0, down: 0, connections: 0 };
   const server: Server = createServer((client) => {
-    const upstream = createConnection(port, ADDRESS);
+    counts.connections += 1;
+    const upstream = createConnection(port, address);
     client.on("data", (d: Buffer) => { counts.up += d.byteLength; });
     upstream.on("data", (d: Buffer) => { counts.down += d.byteLength; });
     client.pipe(upstream);
@@ -73,7 +75,7 @@ async function countingRelay(port: number) {
     client.on("error", () => upstream.destroy());
     upstream.on("error", () => client.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, ADDRESS, r));
+  await new Promise<void>((r) => server.listen(listenPort, address, r));
   return { port: (server.address() as { port: number }).port, counts, [Symbol.asyncDispose]: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
@@ -113,6 +115,33 @@ async function decodeCheck(body: Uint8Array, mA: Manifest, a: ReturnType<typeof 
     else if (ev.type === "bytes") sha.update(ev.data);
   }
   return { sha256: sha.digest("hex"), ms: ms(t0) };
+}
+
+/**
+ * What today's decnet puts on the wire: one worker whose updater listens on
+ * another port behind a counting relay on 8766, a full push of A, then
+ * `swarm releases` (one mTLS request) and `swarm update --artifact B` (the
+ * format-1 delta path: /releases, /blocks, the body, the answer).
+ */
+async function todayOnTheWire(v: { A: string; B: string }) {
+  log("today's decnet on the wire: one worker behind a counting relay");
+  await using fleet = await Fleet.create({ workers: 1 });
+  const w = fleet.workers[0]!;
+  await fleet.startUpdater(w, { DECNET_UPDATER_PORT: "18766" });
+  await using relay = await countingRelay(18766, w.address, 8766);
+  const cli = async (args: string[]) => {
+    relay.counts.up = relay.counts.down = relay.counts.connections = 0;
+    const t0 = performance.now();
+    const r = await fleet.cli(args);
+    if (r.code !== 0) throw new Error(`${args.join(" ")}: ${r.stderr}${r.stdout}`);
+    return { ...relay.counts, ms: ms(t0), out: r.stdout };
+  };
+  await cli(["swarm", "update", "--host", w.name, "--artifact", v.A, "--full"]);
+  const releases = await cli(["swarm", "releases", "--host", w.name]);
+  const delta = await cli(["swarm", "update", "--host", w.name, "--artifact", v.B, "--json"]);
+  const detail = (JSON.parse(delta.out) as { hosts: Array<{ detail: string }> }).hosts[0]!.detail;
+  if (!/ delta \d+ kB against /.test(detail)) throw new Error(`expected a delta push, got: ${detail}`);
+  return { releases: { up: releases.up, down: releases.down, connections: releases.connections }, delta: { up: delta.up, down: delta.down, connections: delta.connections, ms: delta.ms } };
 }
 
 async function main() {
@@ -210,9 +239,13 @@ async function main() {
     lines.push(`  rsync -az --block-size=16384 (socket)     ${kB(r.rsync_block_16k.socket)}, ${r.rsync_block_16k.ms} ms`);
     lines.push(`  decnet/rsync bytes: format 2, cached index ${r.ratio_bytes_cached_index.toFixed(3)}; index fetched (query) ${r.ratio_bytes_fetched_index.toFixed(3)}; format 1 today ${r.ratio_bytes_format1_today.toFixed(2)}`);
   }
+  const today = await todayOnTheWire(v);
+  lines.push(`today's decnet through a counting relay in front of the updater (the agent's /health is not counted):`);
+  lines.push(`  swarm releases (one request)              ${kB(today.releases.up)} up / ${kB(today.releases.down)} down, ${today.releases.connections} connection(s)`);
+  lines.push(`  swarm update A→B, format-1 delta          ${kB(today.delta.up)} up / ${kB(today.delta.down)} down = ${kB(today.delta.up + today.delta.down)}, ${today.delta.connections} connection(s), CLI ${today.delta.ms} ms`);
   process.stdout.write(`${lines.join("\n")}\n`);
   mkdirSync(join(import.meta.dir, "results"), { recursive: true });
-  writeFileSync(join(import.meta.dir, "results/delta-peers.json"), `${JSON.stringify({ at: new Date().toISOString(), rows }, null, 2)}\n`);
+  writeFileSync(join(import.meta.dir, "results/delta-peers.json"), `${JSON.stringify({ at: new Date().toISOString(), rows, today }, null, 2)}\n`);
 }
 
 try {
