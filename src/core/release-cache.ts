@@ -41,8 +41,7 @@ export class ReleaseCache {
     const p = this.indexPath(id);
     if (!existsSync(p)) return null;
     try {
-      const index = decodeCompactIndex(readFileSync(p));
-      if (index.release !== id) throw new IndexFormatError("index of another release");
+      const index = decodeCompactIndex(readFileSync(p), null, id);
       touch(p);
       return index;
     } catch (e) {

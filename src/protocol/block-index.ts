@@ -185,14 +185,16 @@ export function encodeCompactIndex(index: BlockIndex, query: IndexQuery | null =
 /**
  * The master reads the answer; the groups it left out are filled from
  * `known`, the full digests of the files it asked with (same path, same
- * group). Bounded: at most 64 files of 4 GiB, nothing after the end.
+ * group). Bounded: at most 64 files of 4 GiB, nothing after the end; with
+ * `release`, an index of another release is refused.
  */
-export function decodeCompactIndex(b: Uint8Array, known: Record<string, Uint8Array> | null = null): BlockIndex {
+export function decodeCompactIndex(b: Uint8Array, known: Record<string, Uint8Array> | null = null, release?: string): BlockIndex {
   const i = new In(b);
   i.magic(INDEX_MAGIC, "compact block index");
   const width = i.u8();
   if (width < INDEX_WIDTH || width > 32) throw new IndexFormatError(`digest width ${width}`);
-  const release = Buffer.from(i.take(32)).toString("hex");
+  const id = Buffer.from(i.take(32)).toString("hex");
+  if (release !== undefined && id !== release) throw new IndexFormatError(`index of release ${id.slice(0, 12)}, not ${release.slice(0, 12)}`);
   const n = i.u8();
   if (n > MAX_FILES) throw new IndexFormatError(`${n} files, at most ${MAX_FILES}`);
   const files: BlockIndex["files"] = {};
@@ -219,5 +221,5 @@ export function decodeCompactIndex(b: Uint8Array, known: Record<string, Uint8Arr
     files[p] = { size, digests };
   }
   i.end();
-  return { release, width, files };
+  return { release: id, width, files };
 }

@@ -56,9 +56,10 @@ describe("compact index", () => {
       short: refuse(() => decodeCompactIndex(encodeCompactIndex(full).subarray(0, 100))),
       trailing: refuse(() => decodeCompactIndex(Buffer.concat([encodeCompactIndex(full), new Uint8Array(1)]))),
       magic: refuse(() => decodeCompactIndex(new Uint8Array(64))),
+      otherRelease: refuse(() => decodeCompactIndex(encodeCompactIndex(full), null, id("b"))),
       path: refuse(() => decodeCompactIndex(badPath)),
       query: refuse(() => decodeIndexQuery(Buffer.concat([encodeIndexQuery({ decnet: new Uint8Array(16) }), new Uint8Array(3)]))),
-    }).toEqual({ notAsked: "refused", short: "refused", trailing: "refused", magic: "refused", path: "refused", query: "refused" });
+    }).toEqual({ notAsked: "refused", short: "refused", trailing: "refused", magic: "refused", otherRelease: "refused", path: "refused", query: "refused" });
   });
 });
 
