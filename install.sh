@@ -347,7 +347,17 @@ add_history() { # slots-root id
 install_bundle() { # from to role daemon
   mkdir -p "$2"
   chmod 0700 "$2"
-  for f in ca.crt "$3.crt" "$3.key"; do
+  # .bundle-from names the certificate this script last installed there. When
+  # that is the one given again but another is in place, `swarm renew` gave
+  # the worker a newer key and certificate: they stay (the given pair is the
+  # superseded one, revoked by the master).
+  given=$(sha256sum "$1/$3.crt" | cut -c1-64)
+  files="ca.crt $3.crt $3.key"
+  if [ "$(cat "$2/.bundle-from" 2>/dev/null || true)" = "$given" ] && [ -f "$2/$3.key" ] && [ -f "$2/$3.crt" ] && ! cmp -s "$1/$3.crt" "$2/$3.crt"; then
+    say "$4: keeps the certificate \`swarm renew\` gave it (this bundle's is the one it replaced)"
+    files="ca.crt"
+  fi
+  for f in $files; do
     if ! cmp -s "$1/$f" "$2/$f"; then
       cp "$1/$f" "$2/$f.new" && mv "$2/$f.new" "$2/$f"
       CHANGES=$((CHANGES + 1))
@@ -361,6 +371,9 @@ install_bundle() { # from to role daemon
     chmod 0644 "$2/trust.json"
     CHANGES=$((CHANGES + 1))
     restart_for "$4"
+  fi
+  if [ "$(cat "$2/.bundle-from" 2>/dev/null || true)" != "$given" ]; then
+    printf '%s\n' "$given" > "$2/.bundle-from.new" && mv "$2/.bundle-from.new" "$2/.bundle-from"
   fi
   chmod 0600 "$2/$3.key"
   chmod 0644 "$2/ca.crt" "$2/$3.crt"

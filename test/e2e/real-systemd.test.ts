@@ -1,10 +1,12 @@
 /**
  * The worker under a real systemd (systemd-nspawn, test/fleet/nspawn.ts):
  * install.sh inside the container, the compiled master on the host in the
- * container's network namespace. Install, push, rollback, self-update,
- * kill -9, quick pushes, a second install.sh, reboot — in order, on one worker.
+ * container's network namespace. Install, push, rollback, renew and a CRL,
+ * self-update, kill -9, quick pushes, a second install.sh, reboot — in order,
+ * on one worker.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { X509Certificate } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bundlePaths } from "../../src/lib/paths.ts";
@@ -163,6 +165,40 @@ it("swarm rollback goes back to the first release under systemd", async () => {
   });
 });
 
+/** The serial of the certificate a daemon serves, as openssl s_client sees it from the master's side. */
+async function served(port: number): Promise<string> {
+  const m = bundlePaths(join(fleet.env.DECNET_HOME!, "ca", "master"), "worker");
+  const r = await c.net(["openssl", "s_client", "-connect", `${w.address}:${port}`, "-cert", m.crt, "-key", m.key]);
+  const pem = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+  return pem ? new X509Certificate(pem).serialNumber.toLowerCase() : "no certificate";
+}
+
+it("swarm renew and crl push under systemd (home read-only but the updater's bundle dirs): both daemons serve new certificates and a CRL, neither restarts", async () => {
+  const pids = [await pid("decnet-updater"), await pid("decnet-agent")];
+  const r = await timed("renew", () => master(["swarm", "renew", "--host", "w1", "--json"]));
+  const crl = await master(["swarm", "crl", "push", "--host", "w1", "--json"]);
+  const row = r.json?.[0];
+  expect({
+    code: r.code,
+    outcome: row?.outcome,
+    agent: row?.agent,
+    served: { agent: await served(8765), updater: await served(8766) },
+    crl: [crl.code, crl.json?.rows[0].outcome],
+    pids: [await pid("decnet-updater"), await pid("decnet-agent")],
+    crlOnDisk: ["agent", "updater"].map((d) => existsSync(join(c.rootfs, "root/.decnet", d, "crl.pem"))),
+    health: (await health()).agent.healthy,
+  }).toEqual({
+    code: 0,
+    outcome: "renewed",
+    agent: "switched",
+    served: row?.serials,
+    crl: [0, "updated"],
+    pids,
+    crlOnDisk: [true, true],
+    health: true,
+  });
+});
+
 it("--include-self: the updater re-executes in place (same MainPID) on the new release", async () => {
   const v3 = await release("v3");
   const before = await pid("decnet-updater");
@@ -296,6 +332,9 @@ it("install.sh again after pushes: the pushed release stays, nothing changes, no
     out: [
       `install.sh: agent: keeps current -> releases/${slots[0]} (${(await release("v2")).version}); --force installs this binary instead`,
       `install.sh: updater: keeps current -> ${slots[2]} (${(await release("v3")).version}); --force installs this binary instead`,
+      // Renewed since the first install: the bundles given again are the superseded ones.
+      "install.sh: agent: keeps the certificate `swarm renew` gave it (this bundle's is the one it replaced)",
+      "install.sh: updater: keeps the certificate `swarm renew` gave it (this bundle's is the one it replaced)",
       `install.sh: kept release ${slots[0]!.slice(0, 12)} in /opt/decnet, not this binary's ${v1.id.slice(0, 12)} (--force installs it) (0 change(s))`,
     ],
     pids,
