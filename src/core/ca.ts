@@ -10,17 +10,13 @@ import { writeFileAtomic } from "../lib/atomic.ts";
 import { DecnetError } from "../lib/errors.ts";
 import { type BundlePaths, ensurePrivateDir, homePaths } from "../lib/paths.ts";
 import { DAY_MS, EC_ALG, loadX509, privateKeyPem, randomSerial, sha256Hex } from "../lib/x509.ts";
+// Lifetimes live in identity.ts, which every command loads without this library.
+import { LEAF_DAYS } from "./identity.ts";
 
 const x509 = await loadX509();
 
 const CA_DAYS = 3650;
-/**
- * Leaves live 90 days and are renewed when 30 or fewer remain (README): a key
- * that leaks from a host the CRL never reaches stops working on its own
- * within a quarter, and a fleet pushed monthly renews on the way.
- */
-export const LEAF_DAYS = 90;
-export const RENEW_WITHIN_DAYS = 30;
+export { LEAF_DAYS, RENEW_WITHIN_DAYS } from "./identity.ts";
 /** Backdating covers a worker whose clock is behind the master's. */
 const BACKDATE_MS = DAY_MS;
 export const MASTER_CN = "decnet-master";

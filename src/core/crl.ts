@@ -8,7 +8,8 @@ import { writeFileAtomic } from "../lib/atomic.ts";
 import { CRL_NUMBER_OID, CRL_PEM_LABEL, encodeCrlNumber, readCrl } from "../lib/crl.ts";
 import { homePaths } from "../lib/paths.ts";
 import { DAY_MS, EC_ALG, loadX509 } from "../lib/x509.ts";
-import { type Ca, LEAF_DAYS } from "./ca.ts";
+import type { Ca } from "./ca.ts";
+import { LEAF_DAYS } from "./identity.ts";
 import type { IdentityStore, RevokeReason } from "./registry-identity.ts";
 
 /**

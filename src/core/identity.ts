@@ -6,9 +6,24 @@
 import { existsSync, readFileSync } from "node:fs";
 import { daysLeft } from "../lib/cert-expiry.ts";
 import { type BundlePaths, homePaths } from "../lib/paths.ts";
+import type { IdentityStore } from "./registry-identity.ts";
 
-/** Same window as every leaf (core/ca.ts RENEW_WITHIN_DAYS), kept here so this check loads nothing. */
-const RENEW_WITHIN_DAYS = 30;
+/**
+ * Leaves live 90 days and are renewed when 30 or fewer remain (README): a key
+ * that leaks from a host the CRL never reaches stops working on its own
+ * within a quarter, and a fleet pushed monthly renews on the way. Kept here,
+ * not in ca.ts, so that checking them loads no X.509 library.
+ */
+export const LEAF_DAYS = 90;
+export const RENEW_WITHIN_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** True when the host has no recorded agent or updater certificate left, or one expires within RENEW_WITHIN_DAYS. */
+export function dueForRenewal(store: IdentityStore, host: string, now = new Date()): boolean {
+  const active = store.certs(host, ["agent", "updater"], { active: true, now });
+  const limit = now.getTime() + RENEW_WITHIN_DAYS * DAY_MS;
+  return !active.some((c) => c.role === "agent") || !active.some((c) => c.role === "updater") || active.some((c) => Date.parse(c.not_after) <= limit);
+}
 
 function due(crt: string): boolean {
   try {

@@ -8,12 +8,11 @@ import type { Endpoint } from "../client/http.ts";
 import { RemoteError } from "../lib/errors.ts";
 import type { Bundle } from "../lib/tls.ts";
 import type { AgentSwitch } from "../protocol/identity.ts";
-import { type Ca, RENEW_WITHIN_DAYS } from "./ca.ts";
+import type { Ca } from "./ca.ts";
 import { currentCrl, revoke } from "./crl.ts";
 import { signCsr } from "./csr-sign.ts";
 import type { IdentityStore } from "./registry-identity.ts";
 
-const DAY_MS = 86_400_000;
 
 export interface RenewOptions {
   ca: Ca;
@@ -39,12 +38,7 @@ export interface RenewResult {
   agent: AgentSwitch | null;
 }
 
-/** True when the host has no recorded certificate left or one expires within RENEW_WITHIN_DAYS. */
-export function dueForRenewal(store: IdentityStore, host: string, now = new Date()): boolean {
-  const active = store.certs(host, ["agent", "updater"], { active: true, now });
-  const limit = now.getTime() + RENEW_WITHIN_DAYS * DAY_MS;
-  return !active.some((c) => c.role === "agent") || !active.some((c) => c.role === "updater") || active.some((c) => Date.parse(c.not_after) <= limit);
-}
+export { dueForRenewal } from "./identity.ts";
 
 /** `e` is the host's updater endpoint. */
 export async function renewHost(e: Endpoint, o: RenewOptions): Promise<RenewResult> {

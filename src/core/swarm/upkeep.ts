@@ -13,6 +13,7 @@ import { homePaths } from "../../lib/paths.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { AgentSwitch } from "../../protocol/identity.ts";
 import type { Ca } from "../ca.ts";
+import { dueForRenewal } from "../identity.ts";
 import type { Host } from "../registry.ts";
 import type { IdentityStore } from "../registry-identity.ts";
 
@@ -71,14 +72,13 @@ export function upkeepNote(u: IdentityUpkeep | null): string {
  */
 export async function identityUpkeep(): Promise<{ run: (h: Host) => Promise<IdentityUpkeep>; [Symbol.dispose](): void }> {
   const { IdentityStore } = await import("../registry-identity.ts");
-  const { dueForRenewal } = await import("../renew.ts");
   const home = homePaths();
   const store = new IdentityStore(home.db);
   let ca: Promise<Ca> | undefined;
   const loadCa = () => (ca ??= import("../ca.ts").then((m) => m.loadOrCreateCa(home)));
   // A CRL a third through its life is re-signed once, before any host gets it (core/crl.ts currentCrl).
   if (existsSync(home.crl)) {
-    const { CRL_DAYS } = await import("../crl.ts");
+    const { CRL_DAYS } = await import("../crl.ts"); // no X.509 library: that loads only to re-sign
     const next = (() => { try { return crlDates(readFileSync(home.crl, "utf8")).nextUpdate; } catch { return null; } })();
     if (!next || next.getTime() - Date.now() < (CRL_DAYS * 86_400_000 * 2) / 3) {
       const { publishCrl } = await import("../crl.ts");
