@@ -75,10 +75,8 @@ export async function runRollout(r: Rollout, d: EngineDeps): Promise<Rollout> {
 
   const runHost = async (name: string, batch: number) => {
     if (stopped()) return;
-    if ((await d.store.state(r.id)) === "aborted") {
-      abortedElsewhere = true;
-      return;
-    }
+    if ((await d.store.state(r.id)) === "aborted") abortedElsewhere = true;
+    if (stopped()) return;
     const h = hosts.get(name)!;
     Object.assign(h, { state: "running", run: r.run, started_at: now(), finished_at: null });
     await d.store.hostStarted(r.id, name, r.run, h.started_at!);
