@@ -11,6 +11,8 @@ export interface Interrupts extends Disposable {
   stop: AbortSignal;
   /** Fires on the second. */
   abort: AbortSignal;
+  /** Takes Ctrl-C over from here on: until a rollout starts (a build, say), Ctrl-C simply ends the command. */
+  arm(): void;
 }
 
 export const INTERRUPTED_EXIT = 130;
@@ -18,6 +20,7 @@ export const INTERRUPTED_EXIT = 130;
 export function rolloutInterrupts(): Interrupts {
   const stop = new AbortController();
   const abort = new AbortController();
+  let armed = false;
   const onSigint = () => {
     if (!stop.signal.aborted) {
       err("\ndecnet: stopping: no new host starts, hosts in flight finish (Ctrl-C again aborts them)\n");
@@ -29,6 +32,13 @@ export function rolloutInterrupts(): Interrupts {
       process.exit(INTERRUPTED_EXIT);
     }
   };
-  process.on("SIGINT", onSigint);
-  return { stop: stop.signal, abort: abort.signal, [Symbol.dispose]: () => process.off("SIGINT", onSigint) };
+  return {
+    stop: stop.signal,
+    abort: abort.signal,
+    arm() {
+      if (!armed) process.on("SIGINT", onSigint);
+      armed = true;
+    },
+    [Symbol.dispose]: () => process.off("SIGINT", onSigint),
+  };
 }

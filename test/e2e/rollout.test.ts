@@ -320,10 +320,36 @@ test("--include-self in a rollout: each host's updater right after its agent, in
   });
 });
 
+test("on a terminal: a line per batch, live host lines and the overall count under them; elsewhere plain lines", async () => {
+  const args = ["swarm", "update", "--host", "w1,w2", "--artifact", v2.file, "--batch", "1"];
+  const p = Bun.spawn(["script", "-qec", [fleet.bin, ...args].join(" "), "/dev/null"], { env: { ...process.env, ...fleet.env }, cwd: fleet.root, stdout: "pipe", stderr: "pipe" });
+  const [tty, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+  const plain = await fleet.cli(args);
+  const lines = plain.stderr.split("\n").filter((l) => /^(rollout|batch|w\d: (uploading|updated))/.test(l)).map((l) => l.replace(/[0-9a-f]{8}:/, "ID:").replace(/ in [\d.]+ s$/, ""));
+  expect({
+    code,
+    batches: tty.includes("batch 1/2: w1") && tty.includes("batch 2/2: w2"),
+    overall: /\x1b\[2K  overall: 1 updated, 0 failed, 0 skipped \(unreachable\), 1 pending/.test(tty),
+    redrawn: /\x1b\[\d+A/.test(tty),
+    plainCode: plain.code,
+    escapes: /\x1b\[/.test(plain.stdout + plain.stderr),
+    lines,
+  }).toEqual({
+    code: 0, batches: true, overall: true, redrawn: true, plainCode: 0, escapes: false,
+    lines: [
+      "rollout ID: 2 hosts in 2 batches", "batch 1/2: w1", "w1: uploading a delta", "w1: updated",
+      "batch 1 checked: within the budget; overall 1 updated, 0 failed, 0 skipped (unreachable), 1 pending",
+      "batch 2/2: w2", "w2: uploading a delta", "w2: updated",
+      "batch 2 checked: within the budget; overall 2 updated, 0 failed, 0 skipped (unreachable), 0 pending",
+      "rollout ID done: 2 updated, 0 failed, 0 skipped (unreachable), 0 pending",
+    ],
+  });
+});
+
 test("`rollout list` shows the newest first with their tallies", async () => {
   const r = await fleet.cli(["swarm", "rollout", "list", "--json"]);
   const rows = json(r) as Json[];
   expect({ code: r.code, newestFirst: rows[0]!.state, count: rows.length, oldest: [rows.at(-1)!.id, rows.at(-1)!.state] }).toEqual({
-    code: 0, newestFirst: "done", count: 10, oldest: [(first.report as unknown as Json).rollout.id, "done"],
+    code: 0, newestFirst: "done", count: 12, oldest: [(first.report as unknown as Json).rollout.id, "done"],
   });
 });

@@ -46,7 +46,7 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
   expect({
     codes: [table.code, json.code],
     table: rows(table),
-    release: report.release,
+    release: report.release as object,
     hosts: Object.fromEntries(report.hosts.map((h) => [h.host, [h.agent, h.self]])),
     // The second push of the same release is a delta of nothing but a header.
     fields: report.hosts.map((h) => ({ keys: Object.keys(h).sort(), small: h.bytes_sent > 0 && h.bytes_sent < size / 100, id: h.release_id, timed: h.duration_ms > 0 })),

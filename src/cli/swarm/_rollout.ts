@@ -62,6 +62,7 @@ function summarise(r: RolloutView): void {
   const reverted = r.hosts.filter((h) => h.state === "reverted").map((h) => h.host);
   const notReverted = r.hosts.filter((h) => h.state === "updated" && h.note);
   if (reverted.length) err(`decnet: --halt-rollback rolled back ${reverted.join(", ")} to their previous release\n`);
+  else if (r.state === "halted" && r.settings.halt_rollback && !notReverted.length) err("decnet: --halt-rollback: no host had been updated, nothing to roll back\n");
   for (const h of notReverted) err(`decnet: ${h.host}: ${clean(h.note!)}\n`);
   if (r.resume) err(`decnet: to resume: ${r.resume}\n`);
   process.exitCode = r.state === "interrupted" ? INTERRUPTED_EXIT : all ? 0 : 1;
@@ -85,6 +86,7 @@ export function rolloutSession(o: { json?: boolean; events?: boolean }): Rollout
     stop: interrupts.stop,
     abort: interrupts.abort,
     onEvent(e) {
+      if (e.event === "rollout.started") interrupts.arm();
       if (o.events) printJsonLine(e);
       progress?.onEvent(e);
     },
