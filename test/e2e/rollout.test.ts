@@ -7,6 +7,7 @@
  * --include-self in batches, and one line for each bad input.
  */
 import { beforeAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type CliResult, hostDependentRelease, type Packed, release, until, type UpdateRun, type Worker } from "../fleet/harness.ts";
@@ -351,5 +352,24 @@ test("`rollout list` shows the newest first with their tallies", async () => {
   const rows = json(r) as Json[];
   expect({ code: r.code, newestFirst: rows[0]!.state, count: rows.length, oldest: [rows.at(-1)!.id, rows.at(-1)!.state] }).toEqual({
     code: 0, newestFirst: "done", count: 12, oldest: [(first.report as unknown as Json).rollout.id, "done"],
+  });
+});
+
+test("a registry changed by a newer decnet (schema version 3) is refused with one line, and left as it is", async () => {
+  const home = join(fleet.root, "newer-home");
+  const made = await fleet.cli(["swarm", "rollout", "list"], { env: { DECNET_HOME: home } });
+  const db = new Database(join(home, "swarm.db"));
+  db.exec("INSERT INTO schema_version (version, name, applied_at, applied_by) VALUES (3, 'from a newer decnet', 'later', 'someone')");
+  db.close();
+  const r = await fleet.cli(["swarm", "rollout", "list"], { env: { DECNET_HOME: home } });
+  const after = new Database(join(home, "swarm.db"), { readonly: true });
+  const versions = after.query("SELECT version FROM schema_version ORDER BY version").all();
+  after.close();
+  expect({ made: made.code, code: r.code, oneLine: oneLine(r), line: r.stderr.trim(), versions }).toEqual({
+    made: 0,
+    code: 1,
+    oneLine: true,
+    line: `decnet: the registry ${join(home, "swarm.db")} is at schema version 3, newer than this decnet knows (2); it was changed by a newer decnet — run a decnet at least as new as the one that last used it`,
+    versions: [{ version: 1 }, { version: 2 }, { version: 3 }],
   });
 });
