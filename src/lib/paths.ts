@@ -37,6 +37,8 @@ export function homePaths(home = decnetHome()) {
     cache: join(home, "cache"),
     /** A rollout's release, kept so `swarm rollout resume` sends the very same bytes. */
     rolloutRelease: (id: string) => join(home, "cache", "rollouts", `${id}.tar.gz`),
+    /** The master's cache of releases by id: block indexes and files (core/release-cache.ts). */
+    releaseCache: join(home, "cache", "releases"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
     trust: trustPaths(join(home, "trust")),

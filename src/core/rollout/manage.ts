@@ -6,7 +6,7 @@
 import { type Tally, tally } from "./budget.ts";
 import { resumeCommand } from "./events.ts";
 import { claimForAbort, effectiveState, findRollout } from "./lifecycle.ts";
-import { dropRelease } from "./release-cache.ts";
+import { dropRelease } from "./kept-release.ts";
 import { openRolloutStore, type Rollout } from "./store.ts";
 
 export interface RolloutView extends Rollout {

@@ -17,7 +17,7 @@ import { runRollout } from "./engine.ts";
 import type { RolloutEvent } from "./events.ts";
 import { claimForResume, masterOwner, newRolloutId } from "./lifecycle.ts";
 import type { Plan } from "./plan.ts";
-import { cachedRelease, dropRelease, keepRelease } from "./release-cache.ts";
+import { cachedRelease, dropRelease, keepRelease } from "./kept-release.ts";
 import { openRolloutStore, type ReleaseInfo, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RunOptions {
