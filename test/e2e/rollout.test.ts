@@ -326,7 +326,7 @@ test("on a terminal: a line per batch, live host lines and the overall count und
   const p = Bun.spawn(["script", "-qec", [fleet.bin, ...args].join(" "), "/dev/null"], { env: { ...process.env, ...fleet.env }, cwd: fleet.root, stdout: "pipe", stderr: "pipe" });
   const [tty, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
   const plain = await fleet.cli(args);
-  const lines = plain.stderr.split("\n").filter((l) => /^(rollout|batch|w\d: (uploading|updated))/.test(l)).map((l) => l.replace(/[0-9a-f]{8}:/, "ID:").replace(/ in [\d.]+ s$/, ""));
+  const lines = plain.stderr.split("\n").filter((l) => /^(rollout|batch|w\d: (uploading|updated))/.test(l)).map((l) => l.replace(/\b[0-9a-f]{8}\b/, "ID").replace(/ in [\d.]+ s$/, "").replace(/^(w\d: uploading).*/, "$1"));
   expect({
     code,
     batches: tty.includes("batch 1/2: w1") && tty.includes("batch 2/2: w2"),
@@ -338,9 +338,9 @@ test("on a terminal: a line per batch, live host lines and the overall count und
   }).toEqual({
     code: 0, batches: true, overall: true, redrawn: true, plainCode: 0, escapes: false,
     lines: [
-      "rollout ID: 2 hosts in 2 batches", "batch 1/2: w1", "w1: uploading a delta", "w1: updated",
+      "rollout ID: 2 hosts in 2 batches", "batch 1/2: w1", "w1: uploading", "w1: updated",
       "batch 1 checked: within the budget; overall 1 updated, 0 failed, 0 skipped (unreachable), 1 pending",
-      "batch 2/2: w2", "w2: uploading a delta", "w2: updated",
+      "batch 2/2: w2", "w2: uploading", "w2: updated",
       "batch 2 checked: within the budget; overall 2 updated, 0 failed, 0 skipped (unreachable), 0 pending",
       "rollout ID done: 2 updated, 0 failed, 0 skipped (unreachable), 0 pending",
     ],
