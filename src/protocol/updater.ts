@@ -13,6 +13,8 @@ export const UpdaterHealth = z.object({
   pid: z.number().int(),
   busy: z.string().nullable(),
   agent: z.object({ release: z.string().nullable(), pid: z.number().int().nullable(), healthy: z.boolean() }),
+  /** Open files of the updater deleted under the install dir (each holds its disk blocks): 0 unless something leaks. */
+  leaks: z.object({ deleted_fds: z.number().int() }).optional(),
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 

@@ -150,7 +150,7 @@ test("a delta cut short or corrupt says which, and a deeply nested header is ref
   const base = await w.install(await tarball(w.dir, "a", a, "1.0.0"));
   const next = await tarball(w.dir, "n", changedTail(a, MiB - 1000, 50, 8), "1.0.1");
   const body = await deltaBody((await planDelta(next.file, next.manifest, (await w.set.blocks(base))!))!);
-  const plain = Bun.gunzipSync(body);
+  const plain = Bun.gunzipSync(body as Uint8Array<ArrayBuffer>);
   const headerEnd = plain.indexOf(0x0a);
   const stageIt = async (b: Uint8Array) =>
     stageDelta(w.set.paths, w.set.spare, await w.set.base(base), base, new Blob([b]).stream(), opts(b.byteLength)).then(

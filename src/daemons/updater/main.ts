@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import { buildInfo } from "../../lib/build-info.ts";
+import { deletedFds } from "../../lib/fd-audit.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bundlePaths, installPaths } from "../../lib/paths.ts";
@@ -31,7 +32,11 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const sup = new Supervisor(cfg, paths, log);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
-  const lock = new OpLock();
+  // After each operation: nothing it opened may still hold a deleted file's blocks.
+  const lock = new OpLock((op) => {
+    const leaks = deletedFds(paths.root);
+    if (leaks.length) log.warn(`after ${op}: ${leaks.length} open file(s) deleted under ${paths.root}, holding ${leaks.reduce((n, l) => n + l.bytes, 0)} bytes: ${leaks.map((l) => `fd ${l.fd} ${l.path}`).join(", ")}`);
+  });
   const self = new SelfOps(cfg, paths, log);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
