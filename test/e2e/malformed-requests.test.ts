@@ -61,7 +61,7 @@ function raw(port: number, head: string, o: { stream?: number } = {}): Promise<R
     };
     s.on("secureConnect", () => s.write(head));
     s.on("data", (c) => {
-      chunks.push(c);
+      chunks.push(c as Buffer);
       if (o.stream && !pumping && text().includes("100 Continue")) {
         pumping = true;
         pump();

@@ -119,9 +119,14 @@ export function uploadChunks(s: Staging, body: ReadableStream<Uint8Array>, o: St
   const reader = body.getReader();
   s.defer(() => reader.cancel().catch(() => {}));
   const stallMs = timeouts.uploadStall();
-  let fail: (e: Error) => void = () => {};
-  const failed = new Promise<never>((_, reject) => (fail = reject));
-  failed.catch(() => {}); // raced below; never unhandled
+  // A stall or a disconnect cancels the reader, which ends a pending read;
+  // the next read then throws why. (Racing each read against one long-lived
+  // "failed" promise would keep every chunk reachable until the upload ends.)
+  let failure: DecnetError | null = null;
+  const fail = (e: DecnetError) => {
+    failure ??= e;
+    reader.cancel(e).catch(() => {});
+  };
   const timer = setTimeout(() => fail(bad(`upload stalled: nothing received for ${stallMs / 1000} s`)), stallMs);
   s.defer(() => clearTimeout(timer));
   // The client hung up: Bun aborts the request's signal, the body may just stop.
@@ -134,11 +139,11 @@ export function uploadChunks(s: Staging, body: ReadableStream<Uint8Array>, o: St
   const next = async (): Promise<IteratorResult<Uint8Array>> => {
     let r: Awaited<ReturnType<typeof reader.read>>;
     try {
-      r = await Promise.race([reader.read(), failed]);
+      r = await reader.read();
     } catch (e) {
-      if (e instanceof DecnetError) throw e;
-      throw bad(`upload ended early: ${(e as Error).message}`);
+      throw failure ?? bad(`upload ended early: ${(e as Error).message}`);
     }
+    if (failure) throw failure;
     if (r.done) return { done: true, value: undefined };
     timer.refresh();
     count.n += r.value.byteLength;
