@@ -1,23 +1,55 @@
 /**
  * No operation can hold the updater: bytes after a tar's end-of-archive are
  * refused at once (2 GiB of zeros in 2 MB of gzip members), /health answering
- * meanwhile; and SIGTERM ends the daemon promptly in the middle of an upload,
- * the journal putting things right on the next start.
+ * meanwhile; a process a release's install check leaves behind cannot hold
+ * it; and SIGTERM ends the daemon promptly in the middle of an upload or of
+ * a hanging install check (ending the check too), the journal putting things
+ * right on the next start.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { isAlive } from "../../src/lib/procfs.ts";
+import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
+import { writeTarball } from "../../src/lib/tarball.ts";
 import { release, until, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 import { manifest, SCRIPT, tar } from "../fixtures/tar.ts";
 
-const fleet = useFleet({ workers: 1, start: ["w1"] });
+const fleet = useFleet({ workers: 2, start: ["w1"] });
 let w: Worker;
+let stalls: Worker;
 beforeAll(async () => {
   w = fleet.worker("w1");
+  stalls = fleet.worker("w2");
+  await fleet.startUpdater(stalls, { DECNET_UPLOAD_STALL_MS: "1000" });
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
 }, 180_000);
+
+test("an upload that stops sending is answered after the stall time, and releases what it held", async () => {
+  const full = await Bun.file((await release("v1")).file).bytes();
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (sent >= 1024 * 1024) return new Promise<void>(() => {});
+      c.enqueue(full.subarray(sent, sent + 64 * 1024));
+      sent += 64 * 1024;
+    },
+  });
+  const t0 = performance.now();
+  const res = await fleet.request(stalls, "updater", "/update", { method: "POST", body, duplex: "half" } as RequestInit);
+  const ms = performance.now() - t0;
+  const h = await fleet.health(stalls);
+  expect({ status: res.status, body: await res.json(), inTime: ms > 900 && ms < 5_000, busy: h.busy, leaks: h.leaks, staging: readdirSync(stalls.paths.releases).filter((n) => n.startsWith(".staging-")) }).toEqual({
+    status: 400,
+    body: { error: { code: "bad_archive", message: "upload stalled: nothing received for 1 s" } },
+    inTime: true,
+    busy: null,
+    leaks: { deleted_fds: 0 },
+    staging: [],
+  });
+});
 
 test("2 GiB of zeros after end-of-archive is refused in under a second, /health answering meanwhile", async () => {
   const small = gzipSync(tar([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT }]) }, { name: "decnet", data: SCRIPT, mode: 0o755 }]));
@@ -91,4 +123,39 @@ test("SIGTERM ends the updater promptly mid-upload; what it leaves the next star
     left: left.journal ? { staging: 1, journal: true } : { staging: 0, journal: false },
     after: { staging: [], journal: false, agent: { release: v1.id, pid: agentPid, healthy: true }, leaks: { deleted_fds: 0 } },
   });
+});
+
+/** Processes whose argv is exactly `argv` (a fixture's unique `sleep N`). */
+const running = (...argv: string[]) => allPids().filter((p) => cmdline(p).join(" ") === argv.join(" "));
+
+test("a release whose version check leaves a process holding its output does not hold the updater", async () => {
+  const forks = await release("version-forks"); // packing asks it too: the master is not held either
+  const t0 = performance.now();
+  const r = await fleet.push(w, forks.file);
+  const ms = performance.now() - t0;
+  await until(() => running("sleep", "6001").length === 0, "the forked process to be ended", 5_000);
+  const h = await fleet.health(w);
+  expect({ status: r.status, code: r.body.error?.code, prompt: ms < 15_000, busy: h.busy, healthy: h.agent.healthy }).toEqual({ status: 409, code: "rolled_back", prompt: true, busy: null, healthy: true });
+});
+
+test("SIGTERM during a hanging install check ends the updater and the check with it", async () => {
+  // A release whose `version --json` never answers.
+  const dir = mkdtempSync(join(tmpdir(), "decnet-hangs-"));
+  const script = "#!/bin/sh\nexec sleep 6002\n";
+  writeFileSync(join(dir, "decnet"), script, { mode: 0o755 });
+  writeFileSync(join(dir, "manifest.json"), manifest([{ path: "decnet", data: script }]));
+  await writeTarball(join(dir, "hangs.tar.gz"), dir, ["manifest.json", "decnet"]);
+  const pid = fleet.pid(w, "updater");
+  const upload = fleet.push(w, join(dir, "hangs.tar.gz")).catch((e: Error) => e.message);
+  const [check] = await until(() => running("sleep", "6002"), "the install check to run");
+  process.kill(pid, "SIGTERM");
+  await until(() => !isAlive(pid) && !isAlive(check!), "the updater and its install check to end", 2_000, 10);
+  await upload;
+  rmSync(dir, { recursive: true, force: true });
+  await fleet.startUpdater(w);
+  const h = await until(async () => {
+    const x = await fleet.health(w);
+    return x.busy === null && x.agent.healthy ? x : null;
+  }, "the restarted updater to settle");
+  expect({ staging: readdirSync(w.paths.releases).filter((n) => n.startsWith(".staging-")), journal: existsSync(w.paths.stateJson), healthy: h.agent.healthy }).toEqual({ staging: [], journal: false, healthy: true });
 });

@@ -16,6 +16,7 @@ import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
 import { Supervisor } from "./supervisor.ts";
 import { localHealth } from "../../lib/control-socket.ts";
+import { killRunning } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
@@ -51,6 +52,8 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   writeFileAtomic(paths.updater.pid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
+    // An install check or preflight in flight ends with us (the journal does the rest on the next start).
+    killRunning();
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}
