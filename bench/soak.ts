@@ -18,6 +18,6 @@ if (!Number.isInteger(seed) || !(ops > 0) || !(minutes > 0)) {
   process.exit(2);
 }
 process.stderr.write(`soak: seed ${seed}, at most ${ops} steps or ${minutes} minutes\n`);
-const report = await runSoak({ seed, ops, minutes, log: (l) => process.stderr.write(`soak: ${l}\n`) });
+const report = await runSoak({ seed, ops, minutes, log: (l) => process.stderr.write(`soak ${new Date().toISOString().slice(11, 19)}: ${l}\n`) });
 process.stdout.write(`${formatReport(report)}\n`);
 process.exit(report.violations.length ? 1 : 0);
