@@ -63,8 +63,12 @@ export const BOUNDS = {
   rssMb: 320,
   /** Updater RSS drift over its longest life: median of the last quarter minus the first quarter. */
   rssDriftMb: 48,
-  /** Install dir without logs: kept releases (3), the failed one, the spare, and their indexes. */
-  installDirReleases: 5,
+  /**
+   * Install dir without logs, in releases: current, previous, the newest 3
+   * good (DECNET_KEEP_RELEASES) and the spare; the failed one kept is the
+   * small fixture; block indexes and history are small.
+   */
+  installDirReleases: 6,
   /** Log growth per step (agent.spawn.log, updater.log). */
   logBytesPerStep: 4096,
   /** /health and /releases while the updater runs: every answer 200, within. */
@@ -81,6 +85,7 @@ interface Sample extends ProcSample {
 
 export interface SoakReport {
   seed: number;
+  weights: Record<StepKind, number>;
   steps: number;
   seconds: number;
   /** Building and packing the releases, starting the worker. */
@@ -390,6 +395,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   if (figures.logBytes.perStep > BOUNDS.logBytesPerStep) violations.push(`logs grew ${figures.logBytes.perStep} B per step`);
   return {
     seed: o.seed,
+    weights,
     steps: step,
     seconds: Math.round((performance.now() - started) / 1000),
     setupSeconds,
@@ -407,8 +413,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 /** The report as the lines a person reads (and the command that replays the run). */
 export function formatReport(rep: SoakReport, command = "bun run soak"): string {
   const f = rep.figures;
+  const changed = Object.entries(rep.weights).filter(([k, n]) => DEFAULT_WEIGHTS[k as StepKind] !== n).map(([k, n]) => ` --weight ${k}=${n}`).join("");
   return [
-    `soak seed ${rep.seed}: ${rep.steps} steps in ${rep.seconds} s — replay with \`${command} --seed ${rep.seed} --ops ${rep.steps}\``,
+    `soak seed ${rep.seed}: ${rep.steps} steps in ${rep.seconds} s — replay with \`${command} --seed ${rep.seed} --ops ${rep.steps}${changed}\``,
     `  steps: ${Object.entries(rep.counts).map(([k, n]) => `${k} ${n} (${Math.round((rep.msByKind[k] ?? 0) / n)} ms each)`).join(", ")}; setup ${rep.setupSeconds} s`,
     `  answers: ${Object.entries(rep.outcomes).sort().map(([k, n]) => `${k} ×${n}`).join(", ")}`,
     `  kill -9: ${rep.kills.total} (${rep.kills.duringRecovery} again during recovery); recovered to a healthy agent in ≤ ${rep.kills.recoveryMsMax} ms (median ${rep.kills.recoveryMsMedian}; bound ${rep.bounds.recoverMs})`,
