@@ -98,7 +98,12 @@ test("malformed requests get the error body, or Bun's bare status, and never a p
     got[`${who}: Content-Length abc`] = answer(await raw(port, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n"));
     got[`${who}: 8 kB query`] = answer(await raw(port, `GET /nope?${"q".repeat(8192)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
     got[`${who}: 16 kB query`] = answer(await raw(port, `GET /health?${"q".repeat(16 * 1024)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    got[`${who}: chunked and Content-Length`] = answer(await raw(port, "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"));
+    got[`${who}: HTTP/2.0 request line`] = answer(await raw(port, "GET /health HTTP/2.0\r\nHost: x\r\n\r\n"));
+    got[`${who}: unknown method`] = answer(await raw(port, "BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   }
+  // Over Bun's own body limit (the agent's 1 MiB; the updater sets its transport limit at 1 TiB and answers its own 413).
+  got["agent: body over 1 MiB"] = answer(await raw(8765, `POST /deploy HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`));
   // A query the route parses: zod refuses it with the error body.
   got["updater: 8 kB release id"] = answer(await raw(8766, `GET /blocks?release=${"f".repeat(8192)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
   const appError = (code: string) => ({ statuses: [code === "not_found" ? 404 : 400], code, bodyBytes: expect.any(Number), connection: null, internals: [] });
@@ -111,7 +116,12 @@ test("malformed requests get the error body, or Bun's bare status, and never a p
     want[`${who}: Content-Length abc`] = bunAnswer(400);
     want[`${who}: 8 kB query`] = appError("not_found");
     want[`${who}: 16 kB query`] = bunAnswer(431);
+    want[`${who}: chunked and Content-Length`] = bunAnswer(400);
+    want[`${who}: HTTP/2.0 request line`] = bunAnswer(505);
+    // Bun closes the connection without a word.
+    want[`${who}: unknown method`] = { statuses: [], code: null, bodyBytes: 0, connection: null, internals: [] };
   }
+  want["agent: body over 1 MiB"] = bunAnswer(413);
   want["updater: 8 kB release id"] = appError("bad_request");
   expect(got).toEqual(want as typeof got);
 });
