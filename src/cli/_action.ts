@@ -7,6 +7,7 @@ import { type ArgsDef, type CommandContext, type CommandDef, runCommand, showUsa
 import { env } from "../lib/env.ts";
 import { DecnetError, RemoteError, usageError } from "../lib/errors.ts";
 import { err } from "../lib/stdio.ts";
+import { clean } from "./_render.ts";
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -45,9 +46,10 @@ export function listArg(v: unknown): string[] {
 
 export function printError(e: unknown): number {
   if (e instanceof DecnetError || e instanceof RemoteError) {
+    // A RemoteError's message is a worker's words: never printed raw.
     const where = e instanceof RemoteError ? `${e.host}: ` : "";
-    const hint = e.hint ? ` — ${e.hint}` : "";
-    err(`decnet: ${where}${e.message}${hint}\n`);
+    const hint = e.hint ? ` — ${clean(e.hint)}` : "";
+    err(`decnet: ${where}${clean(e.message)}${hint}\n`);
     if (env("DECNET_DEBUG")) err(`${e.stack}\n`);
     return e instanceof DecnetError ? e.exitCode : 1;
   }
@@ -55,7 +57,7 @@ export function printError(e: unknown): number {
     err(`decnet: ${e.message.replace(/\x1b\[[0-9;]*m/g, "")} — see --help\n`);
     return 2;
   }
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = clean(e instanceof Error ? e.message : String(e));
   err(`decnet: unexpected error: ${msg} — rerun with DECNET_DEBUG=1 and report it\n`);
   if (env("DECNET_DEBUG") && e instanceof Error) err(`${e.stack}\n`);
   return 1;

@@ -4,6 +4,7 @@
  */
 import { isatty } from "node:tty";
 import { err } from "../lib/stdio.ts";
+import { clean } from "./_render.ts";
 import type { Progress } from "../core/swarm/update.ts";
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
@@ -14,7 +15,7 @@ function line(p: Progress): string {
     case "installing": return "installing, restarting and probing the agent";
     case "verifying": return "checking the agent's /health";
     case "self-updating": return "updating the updater itself";
-    case "done": return `${p.result.agent} in ${(p.result.duration_ms / 1000).toFixed(1)} s`;
+    case "done": return `${clean(p.result.agent)} in ${(p.result.duration_ms / 1000).toFixed(1)} s`;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Terminal output: aligned tables, colour only on a TTY, and per-host status
- * words coloured by outcome (updated green, rolled-back yellow, error red).
+ * Terminal output: aligned tables, colour only on a TTY, per-host status
+ * words coloured by outcome (updated green, rolled-back yellow, error red),
+ * and control characters escaped in anything a worker could have written.
  */
 import { isatty } from "node:tty";
 import { env } from "../lib/env.ts";
@@ -10,15 +11,49 @@ const tty = () => isatty(1) && !env("NO_COLOR");
 
 const COLOURS: Record<string, string> = { updated: "32", unchanged: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
 
-export function paint(word: string): string {
+/** A cell coloured by paint(): the one kind of cell table() does not clean. */
+export class Painted {
+  constructor(readonly text: string) {}
+}
+
+/** A status word, coloured by outcome on a TTY. */
+export function paint(word: string): Painted {
   const c = COLOURS[word];
-  return c && tty() ? `\x1b[${c}m${word}\x1b[0m` : word;
+  return new Painted(c && tty() ? `\x1b[${c}m${clean(word)}\x1b[0m` : clean(word));
+}
+
+/**
+ * C0 and C1 controls, DEL, line and paragraph separators, and the bidi
+ * overrides: what lets text retitle a terminal, move its cursor, erase a
+ * line or reorder what is shown.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from a worker (error messages, details, versions, log lines) made
+ * safe to print, on a terminal or not (DESIGN §17): a compromised worker
+ * must not be able to rewrite the operator's screen. Controls become
+ * visible escapes (\x1b, \n, \u202e).
+ */
+export function clean(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const n = c.charCodeAt(0);
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
+  });
 }
 
 const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
 
-/** Columns padded to the widest cell; the last column is never padded. */
-export function table(header: string[], rows: string[][]): string {
+/**
+ * Columns padded to the widest cell; the last column is never padded. Every
+ * cell is cleaned: cells carry worker text. (Colour is added by paint(),
+ * which only ever wraps our own status words.)
+ */
+export function table(header: string[], cells: Array<Array<string | Painted>>): string {
+  const rows = cells.map((r) => r.map((c) => (c instanceof Painted ? c.text : clean(c))));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ""))));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === cells.length - 1 ? c : c + " ".repeat(widths[i]! - visible(c)))).join("  ").trimEnd();
@@ -29,8 +64,14 @@ export function out(text: string): void {
   write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
+/**
+ * JSON on stdout. JSON.stringify escapes C0 controls but not DEL, C1 or the
+ * bidi overrides, which some terminals act on: those are escaped too (\u…),
+ * so the output stays valid JSON with the same values.
+ */
 export function printJson(v: unknown): void {
-  write(`${JSON.stringify(v, null, 2)}\n`);
+  const text = JSON.stringify(v, null, 2).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  write(`${text}\n`);
 }
 
 export const short = (id: string | null | undefined) => (id ? id.slice(0, 12) : "—");

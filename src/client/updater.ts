@@ -11,6 +11,9 @@ const ep = (e: UpdaterEndpoint): Endpoint => ({ ...e, role: "updater" });
 export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request() });
 export const releases = (e: UpdaterEndpoint) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request() });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), updaterApi.rollback, { timeoutMs: timeouts.rollback() });
+/** POST /trust: one trust document, exactly as trust.json holds it. */
+export const pushTrust = (e: UpdaterEndpoint, text: string) =>
+  call(ep(e), updaterApi.trust, { body: new TextEncoder().encode(text), headers: { "content-type": "application/json" }, timeoutMs: timeouts.request() });
 export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent") =>
   call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request() });
 
@@ -46,6 +49,8 @@ export interface Upload {
   length: number | null;
   /** A delta against this base release; absent for a whole tarball. */
   delta?: string;
+  /** A signed release older than the running one may go in (never below the floor). */
+  allowDowngrade?: boolean;
   onBytes?: (sent: number, total: number | null) => void;
 }
 
@@ -71,13 +76,19 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
     headers: { "content-type": "application/gzip", ...(u.length === null ? {} : { "content-length": String(u.length) }) },
     timeoutMs: timeouts.upload(u.length ?? 0),
   };
+  const allow_downgrade = u.allowDowngrade ? ("true" as const) : undefined;
   const result = u.slot === "updater"
-    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta } })
-    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta } });
+    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta, allow_downgrade } })
+    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta, allow_downgrade } });
   return { result, bytesSent: sent };
 }
 
-/** Polls the updater's /health until it reports `release`, or throws at the deadline. */
+/**
+ * Polls the updater's /health until it reports `release` — or reports that
+ * the new updater never confirmed itself and the previous one took over
+ * again (RemoteError `self_rolled_back`, with its last words) — or throws at
+ * the deadline.
+ */
 export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<UpdaterHealth> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -85,9 +96,15 @@ export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string,
   while (Date.now() < deadline) {
     try {
       const h = await updaterHealth(e);
-      if (h.release === release) return h;
+      if (h.release === release && h.self_update?.outcome !== "trial") return h;
+      const s = h.self_update;
+      if (s?.target === release && s.outcome === "rolled-back") {
+        const said = s.log_tail?.trim().split("\n").filter(Boolean).at(-1);
+        throw new RemoteError(e.host, "self_rolled_back", `the new updater never confirmed itself; the previous one (${h.release?.slice(0, 12) ?? "?"}) runs again${said ? ` — it said: ${said}` : ""}`, 0, s);
+      }
       last = `it still reports release ${h.release?.slice(0, 12) ?? "none"}`;
     } catch (err) {
+      if (err instanceof RemoteError && err.code === "self_rolled_back") throw err;
       last = err instanceof Error ? err.message : err;
     }
     await Bun.sleep(wait);

@@ -130,16 +130,23 @@ export async function deltaBody(plan: DeltaPlan): Promise<Uint8Array> {
   return Bun.gzipSync(Buffer.concat(parts), { level: 6 });
 }
 
-/** Shared by every host of a push: one delta body per base release (null: send it whole). */
+/**
+ * Shared by every host of a push: one delta body per base index (null: send
+ * it whole). Keyed by the digest of the index a worker sent, not by the base
+ * id it names: one worker's poisoned index must not decide what its peers
+ * on the same base receive.
+ */
 export class DeltaSource {
   private bodies = new Map<string, Promise<Uint8Array | null>>();
-  constructor(private file: string, private manifest: Manifest) {}
+  /** `signature`: the release's signature.json, carried in every delta header. */
+  constructor(private file: string, private manifest: Manifest, private signature?: string) {}
 
   body(base: BlocksResponse): Promise<Uint8Array | null> {
-    let b = this.bodies.get(base.release);
+    const key = new Bun.CryptoHasher("sha256").update(JSON.stringify(base)).digest("hex");
+    let b = this.bodies.get(key);
     if (!b) {
-      b = planDelta(this.file, this.manifest, base).then((p) => (p ? deltaBody(p) : null));
-      this.bodies.set(base.release, b);
+      b = planDelta(this.file, this.manifest, base).then((p) => (p ? deltaBody({ ...p, header: { ...p.header, ...(this.signature ? { signature: this.signature } : {}) } }) : null));
+      this.bodies.set(key, b);
     }
     return b;
   }

@@ -86,6 +86,11 @@ export class Registry implements Disposable {
     return this.db.query<HostRow, []>("SELECT * FROM hosts ORDER BY name").all().map(toHost);
   }
 
+  /** The host now has an updater bundle (`swarm enroll --updater-only`). */
+  setHasUpdater(name: string): void {
+    this.db.query("UPDATE hosts SET has_updater = 1 WHERE name = $name").run({ name });
+  }
+
   decommission(name: string, at: string): void {
     this.db.query("UPDATE hosts SET decommissioned_at = $at WHERE name = $name AND decommissioned_at IS NULL").run({ name, at });
   }

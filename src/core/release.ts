@@ -90,10 +90,10 @@ export async function pack(o: PackOptions): Promise<Release> {
 }
 
 /** The running executable as a release. */
-export async function packSelf(out?: string): Promise<Release> {
+export async function packSelf(out?: string, sign?: PackOptions["sign"]): Promise<Release> {
   const info = buildInfo();
   if (!info.compiled) throw usageError("--self needs the compiled decnet (bun run build), not a source run");
-  return pack({ file: process.execPath, version: info.version, info, out, source: `self (${process.execPath})` });
+  return pack({ file: process.execPath, version: info.version, info, out, source: `self (${process.execPath})`, sign });
 }
 
 /** The decnet source tree containing `from`, or null. */
@@ -164,7 +164,11 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
  * The release for a push, in order of explicitness: --artifact (a release
  * tarball, or an executable to pack), --self, or a build of the working tree.
  */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string }): Promise<Release> {
+/**
+ * `sign`: what the master packs or builds is signed as it is written; a
+ * release tarball given as --artifact is sent as it is (signed or not).
+ */
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"] }): Promise<Release> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
   const out = join(o.outDir, `push-${process.pid}-${Date.now()}.tar.gz`);
   if (o.artifact) {
@@ -174,8 +178,8 @@ export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?
       const manifest = await readReleaseManifest(file);
       return { file, manifest, size: statSync(file).size, source: `artifact ${o.artifact}` };
     }
-    return pack({ file, out, source: `artifact ${o.artifact} (packed)` });
+    return pack({ file, out, source: `artifact ${o.artifact} (packed)`, sign: o.sign });
   }
-  if (o.self) return packSelf(out);
-  return buildRelease({ out, cwd: o.cwd });
+  if (o.self) return packSelf(out, o.sign);
+  return buildRelease({ out, cwd: o.cwd, sign: o.sign });
 }

@@ -9,6 +9,7 @@ import { daemonize, withoutDaemonFlag } from "../lib/daemonize.ts";
 import { env, loadEnvLocal } from "../lib/env.ts";
 import { createLogger } from "../lib/log.ts";
 import { bundlePaths, installPaths } from "../lib/paths.ts";
+import { checkNotWritableByOthers } from "../lib/perms.ts";
 import { readBundle } from "../lib/tls.ts";
 import { out } from "../lib/stdio.ts";
 
@@ -54,13 +55,19 @@ async function preflight(cfg: ReturnType<typeof resolveUpdaterConfig>): Promise<
     }
   }
   const paths = installPaths(cfg.installDir);
-  mkdirSync(paths.updater.root, { recursive: true });
+  for (const dir of [paths.root, paths.releases, paths.updater.root, paths.updater.releases]) checkNotWritableByOthers(dir);
+  mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
   accessSync(paths.root, constants.W_OK);
 }
 
 export async function startUpdater(flags: Flags, detach: boolean): Promise<void> {
   loadEnv(flags);
   const cfg = resolveUpdaterConfig(flags);
+  if (flags.watchSelfUpdate) {
+    const { watchSelfUpdate } = await import("./updater/self-watch.ts");
+    await watchSelfUpdate(cfg, installPaths(cfg.installDir), createLogger("updater-watchdog"));
+    return;
+  }
   if (flags.preflight) {
     await preflight(cfg);
     out(`preflight ok: updater for ${cfg.installDir} on ${cfg.host}:${cfg.port}\n`);

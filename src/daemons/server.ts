@@ -11,6 +11,7 @@ import type { BodyOf, QueryOf, ResponseOf, RouteSpec } from "../protocol/route.t
 import { routeKey } from "../protocol/route.ts";
 import { ERROR_STATUS, type ErrorBody, type ErrorCode, PROTOCOL_VERSION, VERSION_HEADER } from "../protocol/common.ts";
 import { DecnetError } from "../lib/errors.ts";
+import { listeners } from "../lib/procfs.ts";
 import type { Logger } from "../lib/log.ts";
 
 export interface Ctx<S extends RouteSpec = RouteSpec> {
@@ -123,17 +124,28 @@ export interface ListenOptions {
   app: App;
   hostname: string;
   port: number;
-  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true };
+  tls: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true; ciphers: string };
   maxRequestBodySize?: number;
   /** Seconds a connection may sit idle; long handlers lift it per request. */
   idleTimeout?: number;
 }
 
+/**
+ * Serves `o.app` on hostname:port over TLS. With SO_REUSEPORT, so the
+ * updater's port guard (port-guard.ts) can hold the port for this uid; a
+ * second daemon of this uid on the same port is refused here instead (the
+ * kernel would let it share).
+ */
 export function listen(o: ListenOptions): Server<undefined> {
+  const euid = typeof process.geteuid === "function" ? process.geteuid() : 0;
+  if (listeners(o.hostname, o.port).some((l) => l.uid === euid)) {
+    throw new DecnetError("failed", `${o.hostname}:${o.port} is already in use`, { hint: "stop the other daemon or pick another --host/--port" });
+  }
   try {
     return Bun.serve({
       hostname: o.hostname,
       port: o.port,
+      reusePort: true,
       tls: o.tls,
       maxRequestBodySize: o.maxRequestBodySize ?? 1024 * 1024,
       idleTimeout: o.idleTimeout ?? 30,

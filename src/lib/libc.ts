@@ -2,10 +2,11 @@
  * The few libc calls Node's fs lacks, through bun:ffi, opened on first use:
  * execve (reexec.ts), copy_file_range (copy a byte range inside the kernel,
  * a reflink where the filesystem has them), sync_file_range (start
- * writeback now) and renameat2 (swap two paths atomically). Where libc
+ * writeback now), renameat2 (swap two paths atomically), a bound socket
+ * that never listens (port-guard.ts), and pidfds (signal.ts). Where libc
  * cannot be opened, `libc()` is null and callers take their portable path.
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, read } from "bun:ffi";
 
 const symbols = {
   execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
@@ -13,6 +14,13 @@ const symbols = {
   copy_file_range: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.u32], returns: FFIType.i64_fast },
   sync_file_range: { args: [FFIType.i32, FFIType.i64, FFIType.i64, FFIType.u32], returns: FFIType.i32 },
   renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  // Variadic in C; called with every argument as a long, as the ABI passes them on x86-64 and arm64.
+  syscall: { args: [FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64, FFIType.i64], returns: FFIType.i64 },
+  __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -68,4 +76,11 @@ export function exchange(a: string, b: string): boolean {
   const c = libc();
   if (!c) return false;
   return c.renameat2(AT_FDCWD, Buffer.from(`${a}\0`), AT_FDCWD, Buffer.from(`${b}\0`), RENAME_EXCHANGE) === 0;
+}
+
+/** errno after a failed call (read right after it, before anything else runs). */
+export function errno(): number {
+  const c = libc();
+  if (!c) return 0;
+  return read.i32(c.__errno_location()!, 0);
 }

@@ -26,7 +26,12 @@ export function homePaths(home = decnetHome()) {
     caDir: ca,
     caCrt: join(ca, "ca.crt"),
     caKey: join(ca, "ca.key"),
+    /** The CRL the master signs and pushes (core/crl.ts). */
+    crl: join(ca, "crl.pem"),
     master: bundlePaths(master, "worker"),
+    /** rotate-master builds the new identity here, then renames it over `master`. */
+    masterNext: join(ca, "master.next"),
+    masterOld: join(ca, "master.old"),
     db: join(home, "swarm.db"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
@@ -60,9 +65,30 @@ export function bundlePaths(dir: string, role: BundleRole) {
     ca: join(resolve(dir), "ca.crt"),
     crt: join(resolve(dir), `${role}.crt`),
     key: join(resolve(dir), `${role}.key`),
+    /** The CRL a daemon enforces, kept beside its certificate. */
+    crl: join(resolve(dir), "crl.pem"),
+    /** The fleet's trust document as enrollment delivered it (the updater's bundle). */
+    trust: join(resolve(dir), "trust.json"),
   };
 }
 export type BundlePaths = ReturnType<typeof bundlePaths>;
+
+/**
+ * A joining worker's keys, CSRs and join-listener certificate (one 0600 file
+ * written atomically), kept until the join completes so a restarted updater
+ * offers the same keys again.
+ */
+export function joinPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "join");
+  return { dir, material: join(dir, "material.json") };
+}
+export type JoinPaths = ReturnType<typeof joinPaths>;
+
+/** A renewal's new keys and CSRs (one 0600 file), kept from /renew/csr until /renew/install. */
+export function renewPaths(updaterDir: string) {
+  const dir = join(resolve(updaterDir), "renew");
+  return { dir, material: join(dir, "material.json") };
+}
 
 /** The slots of one release set: the agent's, or the updater's own. */
 function slotPaths(root: string) {
@@ -101,7 +127,11 @@ export function installPaths(installDir: string) {
       pid: join(updaterRoot, "updater.pid"),
       log: join(updaterRoot, "updater.log"),
       sock: join(updaterRoot, "updater.sock"),
+      /** The last self-update: on trial, confirmed, or rolled back, with the new updater's last words. */
+      selfUpdate: join(updaterRoot, "self-update.json"),
     },
+    /** The trust document the updater holds (DESIGN §11): outside releases/, never rolled back. */
+    trust: join(root, "trust.json"),
     agentPid: join(root, "agent.pid"),
     agentSpawnLog: join(root, "agent.spawn.log"),
     agentSock: join(root, "agent.sock"),

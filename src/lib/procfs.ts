@@ -16,6 +16,32 @@ export function procState(pid: number): string | null {
   }
 }
 
+/**
+ * When a process started (clock ticks since boot, /proc/<pid>/stat field
+ * 22): with the pid, the identity of one process — a pid the kernel hands
+ * out again gets another start time.
+ */
+export function startTime(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const t = Number(fields[19]); // field 22 overall; fields after comm start at 3
+    return Number.isFinite(t) ? t : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The effective uid of a process, or null when there is no such process. */
+export function uidOf(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Alive means it exists and is neither a zombie nor dead. */
 export function isAlive(pid: number): boolean {
   const s = procState(pid);
@@ -47,15 +73,23 @@ function hexAddr4(ip: string): string {
   return ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).reverse().join("").toUpperCase();
 }
 
+/** A listening TCP socket, as /proc/net/tcp{,6} shows it. */
+export interface Listener {
+  inode: number;
+  uid: number;
+  /** From /proc/net/tcp6: it may be IPV6_V6ONLY, which /proc does not show. */
+  v6: boolean;
+}
+
 /**
- * Inodes of listening TCP sockets that would take `ip:port`: bound to that
- * address, or to the wildcard.
+ * Listening TCP sockets on `port` bound to `ip` or to a wildcard: those that
+ * could be taking connections for `ip:port`.
  */
-export function listeningInodes(ip: string, port: number): Set<number> {
+export function listeners(ip: string, port: number): Listener[] {
   const want = port.toString(16).toUpperCase().padStart(4, "0");
   const addrs = new Set(["00000000", "00000000000000000000000000000000"]);
   if (isIPv4(ip)) addrs.add(hexAddr4(ip));
-  const out = new Set<number>();
+  const out: Listener[] = [];
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -67,10 +101,15 @@ export function listeningInodes(ip: string, port: number): Set<number> {
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || f[3] !== "0A") continue; // 0A = LISTEN
       const [addr, p] = f[1]!.split(":");
-      if (p === want && addrs.has(addr!)) out.add(Number(f[9]));
+      if (p === want && addrs.has(addr!)) out.push({ inode: Number(f[9]), uid: Number(f[7]), v6: table.endsWith("6") });
     }
   }
   return out;
+}
+
+/** Inodes of listening TCP sockets that would take `ip:port` (see listeners()). */
+export function listeningInodes(ip: string, port: number): Set<number> {
+  return new Set(listeners(ip, port).map((l) => l.inode));
 }
 
 /** Pids with an open fd on any of these socket inodes. */

@@ -27,16 +27,23 @@ export const timeouts = {
    * upload at a floor of 1 MB/s. DECNET_UPLOAD_TIMEOUT_MS sets the fixed part.
    */
   upload: (bytes: number) => ms("DECNET_UPLOAD_TIMEOUT_MS", 90_000) + Math.ceil(bytes / 1_000),
-  /** Master: after /update-self, wait for /health to report the new release. */
-  selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 30_000),
+  /** Master: after /update-self, wait for /health to report the new release (or the old one back). */
+  selfUpdate: () => ms("DECNET_SELF_UPDATE_TIMEOUT_MS", 45_000),
+  /**
+   * Updater: a re-executed updater must serve and confirm itself within this,
+   * or the watchdog puts the previous one back. DECNET_SELF_UPDATE_CONFIRM_MS.
+   */
+  selfConfirm: () => ms("DECNET_SELF_UPDATE_CONFIRM_MS", 20_000),
   /** --daemon: how long to wait for the detached daemon to answer. DECNET_DAEMON_START_TIMEOUT_MS. */
   daemonStart: () => ms("DECNET_DAEMON_START_TIMEOUT_MS", 15_000),
   /** Updater: an upload that sends nothing for this long is dropped. DECNET_UPLOAD_STALL_MS. */
   uploadStall: () => ms("DECNET_UPLOAD_STALL_MS", 60_000),
   /** Updater: after the stop grace, how long the agent port may stay held before a stop fails. */
   portRelease: () => timeouts.stop() + 5_000,
-  /** Updater: one systemctl call (a restart includes the unit's own stop timeout). */
-  systemctl: () => timeouts.stop() + 5_000,
+  /** Updater: systemctl show / reset-failed, journalctl: a local D-Bus call, answered in milliseconds. */
+  systemctlQuery: () => 5_000,
+  /** Updater: a unit that says TimeoutStopSec=infinity is not waited for longer than this. */
+  systemctlMaxWait: () => 300_000,
   /** Updater: a local /health over a unix socket (agent.sock, updater.sock). */
   localHealth: () => 1_000,
   /** Updater: /health's own look at the agent; short, /health must stay quick. */

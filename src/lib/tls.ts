@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { DecnetError } from "./errors.ts";
+import { checkKeyFile } from "./perms.ts";
 import type { BundlePaths } from "./paths.ts";
 
 export interface Bundle {
@@ -23,12 +24,21 @@ export function readBundle(paths: BundlePaths, hint: string): Bundle {
       throw new DecnetError("failed", `certificate bundle file ${file} ${why}`, { hint, cause: e });
     }
   };
-  return { ca: read(paths.ca), cert: read(paths.crt), key: read(paths.key) };
+  const b = { ca: read(paths.ca), cert: read(paths.crt), key: read(paths.key) };
+  checkKeyFile(paths.key);
+  return b;
 }
+
+/**
+ * TLS 1.2's suites, AEAD only (no CBC, no SHA-1 MACs: nothing LUCKY13 or
+ * BEAST can reach); TLS 1.3 has only AEAD suites anyway. ECDSA because
+ * every decnet key is P-256.
+ */
+export const SERVER_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305";
 
 /** Written out in full, never left to defaults: only decnet-CA clients get in. */
 export function serverTls(b: Bundle) {
-  return { cert: b.cert, key: b.key, ca: b.ca, requestCert: true, rejectUnauthorized: true } as const;
+  return { cert: b.cert, key: b.key, ca: b.ca, requestCert: true, rejectUnauthorized: true, ciphers: SERVER_CIPHERS } as const;
 }
 
 /** The server is not who the master called: another CN, or the address is not among its SANs. */

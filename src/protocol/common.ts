@@ -21,7 +21,10 @@ export const VERSION_HEADER = "x-decnet-protocol";
 export const ERROR_STATUS = {
   bad_request: 400,
   bad_archive: 400,
+  bad_certificate: 400,
   confirm_required: 400,
+  join_refused: 403,
+  ca_mismatch: 403,
   // A release or trust document refused under the worker's trust document (DESIGN §11).
   unsigned: 403,
   bad_signature: 403,
@@ -33,6 +36,10 @@ export const ERROR_STATUS = {
   method_not_allowed: 405,
   rolled_back: 409,
   unhealthy: 409,
+  release_damaged: 409,
+  stale_crl: 409,
+  token_used: 409,
+  token_expired: 410,
   delta_unavailable: 412,
   too_large: 413,
   busy: 423,

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { Manifest, ReleaseId, ReleasePath } from "./manifest.ts";
+import { SIGNATURE_MAX_BYTES } from "./signature.ts";
 
 /**
  * 16 KiB: measured on a compiled decnet, a one-line app change touches 24
@@ -42,6 +43,8 @@ export const DeltaHeader = z.object({
   manifest: Manifest,
   /** Ops per file path, for every file of the manifest. */
   ops: z.record(ReleasePath, z.array(DeltaOp).max(1_000_000)),
+  /** The release's signature.json as its tarball carries it (DESIGN §11), when it is signed. */
+  signature: z.string().max(SIGNATURE_MAX_BYTES).optional(),
 });
 export type DeltaHeader = z.infer<typeof DeltaHeader>;
 

@@ -19,8 +19,12 @@ export const ReleasePath = z
   .regex(/^[A-Za-z0-9._-]{1,128}$/, "a plain file name")
   .refine((p) => p !== "." && p !== ".." && p !== "manifest.json", "a reserved name");
 
-/** 0755-style; setuid, setgid and sticky bits are never installed. */
-export const FileMode = z.string().regex(/^0[0-7]{3}$/, "four octal digits without setuid/setgid/sticky bits");
+/**
+ * 0755-style. Refused, not stripped: setuid, setgid and sticky bits, and
+ * write for group or others — a release file any local user could rewrite
+ * would run as root at the next restart or rollback.
+ */
+export const FileMode = z.string().regex(/^0[0-7][0145][0145]$/, "four octal digits, not writable by group or others, without setuid/setgid/sticky bits");
 
 export const ManifestFile = z.object({
   path: ReleasePath,

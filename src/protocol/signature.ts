@@ -5,6 +5,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import { z } from "zod";
+import { ReleaseId } from "./manifest.ts";
 import { SignatureB64, signText, verifyText } from "./ed25519.ts";
 import { compareSemver } from "./semver.ts";
 import { type Parsed, SemverString, SignerCert, type TrustDocument, certifiedBy, parseBounded } from "./trust.ts";
@@ -16,7 +17,7 @@ export const SIGNATURE_MAX_BYTES = 4 * 1024;
 export const SignedTarget = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "a target like linux-x64");
 
 export const SignedRelease = z.strictObject({
-  id: z.string().regex(/^[0-9a-f]{64}$/, "a release id: 64 hex digits"),
+  id: ReleaseId,
   version: SemverString,
   target: SignedTarget,
 });

@@ -5,6 +5,18 @@ import { BlocksResponse } from "./delta.ts";
 import { ReleaseId } from "./manifest.ts";
 import { defineRoute } from "./route.ts";
 
+/** The last self-update as the updater recorded it (self.ts). */
+export const SelfUpdateRecord = z.object({
+  target: ReleaseId,
+  from: ReleaseId.nullable(),
+  /** trial: re-executed, not confirmed yet; rolled-back: it never confirmed, the previous updater runs. */
+  outcome: z.enum(["trial", "confirmed", "rolled-back"]),
+  at: z.string(),
+  /** The new updater's last words, when it rolled back. */
+  log_tail: z.string().max(16_384).optional(),
+});
+export type SelfUpdateRecord = z.infer<typeof SelfUpdateRecord>;
+
 export const UpdaterHealth = z.object({
   status: z.literal("ok"),
   role: z.literal("updater"),
@@ -13,12 +25,17 @@ export const UpdaterHealth = z.object({
   pid: z.number().int(),
   busy: z.string().nullable(),
   agent: z.object({ release: z.string().nullable(), pid: z.number().int().nullable(), healthy: z.boolean() }),
+  /** Absent from updaters before 2026-12-02. */
+  self_update: SelfUpdateRecord.nullable().optional(),
+  /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
+  trust: z.object({ version: z.number().int(), roots: z.array(z.string()), floor: z.string().nullable() }).nullable().optional(),
   /** Open files of the updater deleted under the install dir (each holds its disk blocks): 0 unless something leaks. */
   leaks: z.object({ deleted_fds: z.number().int() }).optional(),
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 
-export const ReleaseStatus = z.enum(["good", "failed", "unknown"]);
+/** damaged: no longer what was verified at install (refused as a rollback target, never run again). */
+export const ReleaseStatus = z.enum(["good", "failed", "unknown", "damaged"]);
 
 export const ReleaseInfo = z.object({
   id: z.string(),
@@ -28,6 +45,8 @@ export const ReleaseInfo = z.object({
   status: ReleaseStatus,
   current: z.boolean(),
   previous: z.boolean(),
+  /** The signing key that signed it, when it was signed and checked (DESIGN §11); absent before 2026-12-02. */
+  signer: z.string().nullable().optional(),
 });
 export type ReleaseInfo = z.infer<typeof ReleaseInfo>;
 
@@ -86,8 +105,14 @@ export type RolledBackDetail = z.infer<typeof RolledBackDetail>;
 export const Slot = z.enum(["agent", "updater"]);
 export type Slot = z.infer<typeof Slot>;
 
-/** Uploads: a whole release tarball, or with `delta` one against that base release. */
-const DeltaQuery = { delta: ReleaseId.optional() };
+/**
+ * Uploads: a whole release tarball, or with `delta` one against that base
+ * release; `allow_downgrade` lets a signed older release in (never below the floor).
+ */
+const DeltaQuery = { delta: ReleaseId.optional(), allow_downgrade: z.enum(["true", "false"]).optional() };
+
+/** What POST /trust answers: the version now held. */
+export const TrustResponse = z.object({ version: z.number().int(), unchanged: z.boolean() });
 
 /** The updater's routes, sorted by key; daemons/updater/routes.ts serves exactly these. */
 export const updaterApi = {
@@ -102,6 +127,7 @@ export const updaterApi = {
   health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
   releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
   rollback: defineRoute({ method: "POST", path: "/rollback", response: SwitchResponse }),
+  trust: defineRoute({ method: "POST", path: "/trust", body: "stream", response: TrustResponse }),
   update: defineRoute({ method: "POST", path: "/update", query: z.object(DeltaQuery), body: "stream", response: SwitchResponse }),
   updateSelf: defineRoute({
     method: "POST",

@@ -4,7 +4,7 @@
  * agent on the same machine left alone.
  */
 import { expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { release } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 import { isAlive, listeningInodes, pidsHoldingSockets } from "../../src/lib/procfs.ts";
@@ -21,13 +21,13 @@ test("an update replaces a hand-started --daemon agent with no pid file, and lea
   await fleet.startUpdater(w1);
   const v1 = await release("v1");
   const r = await fleet.push(w1, v1.file);
-  const pidFile = Number(readFileSync(w1.paths.agentPid, "utf8"));
+  const pidFile = fleet.pid(w1, "agent");
   expect({
     status: r.status,
     oldAgentAlive: isAlive(mine),
     w1PortHolders: holders(w1.address),
     pidFileNamesTheNewAgent: pidFile === r.body.agent_pid && pidFile !== mine,
-    otherAgent: { alive: isAlive(other), holders: holders(w2.address), pidFile: Number(readFileSync(w2.paths.agentPid, "utf8")) },
+    otherAgent: { alive: isAlive(other), holders: holders(w2.address), pidFile: fleet.pid(w2, "agent") },
   }).toEqual({
     status: 200,
     oldAgentAlive: false,
@@ -39,7 +39,7 @@ test("an update replaces a hand-started --daemon agent with no pid file, and lea
 
 test("SIGTERM stops an agent cleanly: socket and pid file removed, port free", async () => {
   const w2 = fleet.worker("w2");
-  const pid = Number(readFileSync(w2.paths.agentPid, "utf8"));
+  const pid = fleet.pid(w2, "agent");
   process.kill(pid, "SIGTERM");
   const deadline = Date.now() + 5000;
   while (isAlive(pid) && Date.now() < deadline) await Bun.sleep(20);
@@ -48,11 +48,13 @@ test("SIGTERM stops an agent cleanly: socket and pid file removed, port free", a
 
 test("a foreign process holding the agent port fails the update with a 500 naming it; nothing stays switched, the next push works", async () => {
   const w3 = fleet.worker("w3");
-  await fleet.startUpdater(w3, { DECNET_STOP_TIMEOUT_MS: "300" });
-  // Not a decnet agent: a plain listener that happens to hold the port.
+  // Not a decnet agent: a plain listener that holds the port since before
+  // the updater started (once the updater runs, its port guard keeps such a
+  // listener from binding at all: see local-users.test.ts).
   const squatter = Bun.spawn(["bun", "-e", `Bun.listen({ hostname: "${w3.address}", port: 8765, socket: { data() {} } }); setInterval(() => {}, 1000)`], { stdout: "ignore", stderr: "ignore" });
   const deadline = Date.now() + 5000;
   while (holders(w3.address).length === 0 && Date.now() < deadline) await Bun.sleep(20);
+  await fleet.startUpdater(w3, { DECNET_STOP_TIMEOUT_MS: "300" });
   const v1 = await release("v1");
   const r = await fleet.push(w3, v1.file);
   const after = { current: existsSync(w3.paths.current), journal: existsSync(w3.paths.stateJson), squatterAlive: isAlive(squatter.pid) };

@@ -84,6 +84,21 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["swarm", "releases", "--host", "w1"]);
     expect({ code: r.code, oneLine: oneLine(r), cause: r.stderr.includes("decnet updater --daemon") }).toEqual({ code: 1, oneLine: true, cause: true });
   },
+  async "swarm operator"() {
+    const r = await fleet.cli(["swarm", "operator", "revoke", "ghost"]);
+    expect({ code: r.code, line: r.stderr }).toEqual({ code: 2, line: "decnet: no operator named ghost — operators are added with `decnet swarm operator add NAME --out DIR`\n" });
+  },
+  async "swarm rotate-master"() {
+    // Its own home: the rest of this file keeps the fleet's master identity.
+    const r = await fleet.cli(["swarm", "rotate-master"], { env: { DECNET_HOME: join(fleet.root, "home-rotate") } });
+    expect({ code: r.code, says: /^new master identity: serial [0-9a-f]{32}, valid until /.test(r.stdout) }).toEqual({ code: 0, says: true });
+  },
+  async "swarm trust"() {
+    // No host named: bad usage, one line; no trust.json on this master: a failure naming it.
+    const none = await fleet.cli(["swarm", "trust", "push"]);
+    const noDoc = await fleet.cli(["swarm", "trust", "push", "--all"]);
+    expect({ none: [none.code, oneLine(none)], noDoc: [noDoc.code, oneLine(noDoc), noDoc.stderr.includes("trust.json")] }).toEqual({ none: [2, true], noDoc: [1, true, true] });
+  },
   async "release build"() {
     const out = join(fleet.root, "built.tar.gz");
     const r = await fleet.cli(["release", "build", "--out", out], { cwd: ROOT });

@@ -19,7 +19,7 @@ beforeAll(async () => {
   expect((await fleet.push(w, (await release("v1")).file)).status).toBe(200);
 }, 180_000);
 
-const updaterPid = () => Number(readFileSync(w.paths.updater.pid, "utf8"));
+const updaterPid = () => fleet.pid(w, "updater");
 /** Every `agent` process of this worker, by argv (the fixture runs under /bin/sh). */
 const agents = () => allPids().filter((p) => isAlive(p) && cmdline(p).includes("agent") && cmdline(p).includes(w.installDir));
 
@@ -33,7 +33,7 @@ async function state() {
     journal: existsSync(w.paths.stateJson),
     agent: { release: h.agent.release === v1.id, healthy: h.agent.healthy },
     agents: agents().length,
-    pidFileIsTheAgent: agents()[0] === Number(readFileSync(w.paths.agentPid, "utf8")),
+    pidFileIsTheAgent: agents()[0] === fleet.pid(w, "agent"),
   };
 }
 
@@ -48,7 +48,7 @@ const expected = async () => ({
 });
 
 test("kill -9 mid-upload: after restart, old release, same healthy agent, no staging", async () => {
-  const agentBefore = Number(readFileSync(w.paths.agentPid, "utf8"));
+  const agentBefore = fleet.pid(w, "agent");
   const full = await Bun.file((await release("v2")).file).bytes();
   let sent = 0;
   // Send a few MB, then trickle, so the kill lands mid-upload.
@@ -66,7 +66,7 @@ test("kill -9 mid-upload: after restart, old release, same healthy agent, no sta
   await fleet.startUpdater(w);
   await until(async () => (await fleet.health(w)).busy === null, "recovery to finish");
   expect(await state()).toEqual(await expected());
-  expect(Number(readFileSync(w.paths.agentPid, "utf8"))).toBe(agentBefore);
+  expect(fleet.pid(w, "agent")).toBe(agentBefore);
 });
 
 test("kill -9 mid-probe: after restart, old release, a healthy agent, and the unconfirmed agent gone", async () => {
@@ -81,6 +81,21 @@ test("kill -9 mid-probe: after restart, old release, a healthy agent, and the un
   await until(async () => (await fleet.health(w)).busy === null, "recovery to finish");
   expect(await state()).toEqual(await expected());
   expect({ strayAlive: isAlive(journal.pid), failedKept: existsSync(w.paths.release(silent.id)) }).toEqual({ strayAlive: false, failedKept: true });
+});
+
+test("kill -9 mid-probe of an agent that exec'd into another program: after restart that exact process is gone too", async () => {
+  const execs = await release("agent-execs");
+  const push = fleet.push(w, execs.file).catch(() => null);
+  await until(() => existsSync(w.paths.stateJson) && JSON.parse(readFileSync(w.paths.stateJson, "utf8")).phase === "probing", "the probe to start");
+  const journal = JSON.parse(readFileSync(w.paths.stateJson, "utf8")) as { pid: number; start: number };
+  // Its argv no longer says `decnet agent`: only its pid and start time name it.
+  await until(() => cmdline(journal.pid)[0] === "sleep", "the agent to exec into sleep");
+  process.kill(updaterPid(), "SIGKILL");
+  await push;
+  await fleet.startUpdater(w);
+  await until(async () => (await fleet.health(w)).busy === null, "recovery to finish");
+  expect(await state()).toEqual(await expected());
+  expect({ recorded: typeof journal.start, strayAlive: isAlive(journal.pid) }).toEqual({ recorded: "number", strayAlive: false });
 });
 
 test("kill -9 mid-delta, after the spare was taken into staging: after restart, old release, no staging, and the next push lands", async () => {
@@ -105,7 +120,7 @@ test("kill -9 mid-delta, after the spare was taken into staging: after restart, 
   });
   const upload = fleet.request(w2, "updater", `/update?delta=${v3.id}`, { method: "POST", body: stream, duplex: "half" } as RequestInit).catch(() => null);
   await until(() => !existsSync(w2.paths.spare) && readdirSync(w2.paths.releases).some((n) => n.startsWith(".staging")), "the spare to be taken into staging");
-  process.kill(Number(readFileSync(w2.paths.updater.pid, "utf8")), "SIGKILL");
+  process.kill(fleet.pid(w2, "updater"), "SIGKILL");
   await upload;
   await fleet.startUpdater(w2, { DECNET_KEEP_RELEASES: "1" });
   await until(async () => (await fleet.health(w2)).busy === null, "recovery to finish");

@@ -51,7 +51,7 @@ test("/deploy, /status and /teardown round trip through the configured compose b
   });
 });
 
-test("invalid bodies get 400 with the error body; a failing compose returns its stderr", async () => {
+test("invalid bodies get 400 with the error body; a failing compose returns its stderr and is not listed as deployed", async () => {
   const results = await Promise.all([
     post("/deploy", JSON.stringify({ project: "Bad Name!", compose: "x" })),
     post("/deploy", JSON.stringify({ project: "web" })),
@@ -59,12 +59,17 @@ test("invalid bodies get 400 with the error body; a failing compose returns its 
     post("/teardown", JSON.stringify({ project: "never-deployed" })),
   ]);
   const failing = await post("/deploy", JSON.stringify({ project: "broken", compose: "services: {}\n" }));
+  const status = (await (await fleet.request(w, "agent", "/status")).json()) as { deployments: Array<{ project: string }> };
   expect({
     invalid: results.map((r) => [r.status, r.body.error.code]),
     failing: [failing.status, failing.body.error.code, failing.body.error.detail.stderr],
+    listed: status.deployments.some((x) => x.project === "broken"),
+    kept: existsSync(join(w.installDir, "deployments", "broken")),
   }).toEqual({
     invalid: [[400, "bad_request"], [400, "bad_request"], [400, "bad_request"], [404, "not_found"]],
     failing: [500, "compose_failed", "compose: service web: image not found\n"],
+    listed: false,
+    kept: false,
   });
 });
 

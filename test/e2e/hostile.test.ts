@@ -81,3 +81,40 @@ test("a connection dropped mid-upload leaves no staging and the worker unchanged
   await until(async () => (await fleet.health(w)).busy === null && !readdirSync(w.paths.releases).some((n) => n.startsWith(".staging-")), "the updater to drop the upload");
   expect(snapshot(w)).toEqual(before);
 });
+
+test("a kept release changed on disk is never run again: rollback to it refused, the worker stays on its healthy release; pushing it again repairs it", async () => {
+  const [v1, v2] = [await release("v1"), await release("v2")];
+  expect((await fleet.push(w, v2.file)).status).toBe(200); // current v2, previous v1
+  const exe = join(w.paths.release(v1.id), "decnet");
+  const { chmodSync, writeFileSync: write } = await import("node:fs");
+  const good = readFileSync(exe);
+  const pid = fleet.pid(w, "agent");
+  const attempt = async () => {
+    const res = await fleet.request(w, "updater", "/rollback", { method: "POST" });
+    return { status: res.status, code: ((await res.json()) as { error?: { code: string } }).error?.code };
+  };
+  // Its bytes changed (as a local user could have, had it been writable)...
+  const bytes = Buffer.from(good);
+  bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0xff;
+  write(exe, bytes);
+  chmodSync(exe, 0o755);
+  const changed = await attempt();
+  // ...or only its mode.
+  write(exe, good);
+  chmodSync(exe, 0o777);
+  const writable = await attempt();
+  const status = (await fleet.releases(w)).releases.find((r) => r.id === v1.id)?.status;
+  const health = await fleet.health(w);
+  const current = readlinkSync(w.paths.current);
+  // The same release pushed again replaces the damaged copy; rollback to it then works.
+  expect((await fleet.push(w, v1.file)).status).toBe(200);
+  expect((await fleet.push(w, v2.file)).status).toBe(200);
+  const after = await attempt();
+  expect({ changed, writable, status, stayed: [health.agent.release, health.agent.pid === pid, current], after }).toEqual({
+    changed: { status: 409, code: "release_damaged" },
+    writable: { status: 409, code: "release_damaged" },
+    status: "damaged",
+    stayed: [v2.id, true, `releases/${v2.id}`],
+    after: { status: 200, code: undefined },
+  });
+});

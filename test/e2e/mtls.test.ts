@@ -66,3 +66,30 @@ test("the master refuses a server whose CN is not the one it called", async () =
   const err = await call({ host: "w2", address: w1.address, port: 8765, role: "agent" }, agentApi.health, { timeoutMs: 5000, bundle: fleet.master() }).catch((e) => e);
   expect({ name: err.name, code: err.code }).toEqual({ name: "RemoteError", code: "identity" });
 });
+
+test("TLS 1.2 offers AEAD suites only (no CBC, no SHA-1 MACs); TLS 1.3 works", async () => {
+  const w1 = fleet.worker("w1");
+  const master = fleet.master();
+  const dir = join(fleet.root, "openssl");
+  const { mkdirSync, writeFileSync } = await import("node:fs");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "m.crt"), master.cert);
+  writeFileSync(join(dir, "m.key"), master.key, { mode: 0o600 });
+  /** The cipher `openssl s_client` negotiated offering only `cipher` (TLS 1.2), or "refused". */
+  const negotiate = async (port: number, args: string[]) => {
+    const p = Bun.spawn(["openssl", "s_client", "-connect", `${w1.address}:${port}`, "-cert", join(dir, "m.crt"), "-key", join(dir, "m.key"), ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    p.stdin.end();
+    const out = await new Response(p.stdout).text();
+    await p.exited;
+    return /Cipher is (\S+)/.exec(out)?.[1] === "(NONE)" ? "refused" : (/Cipher is (\S+)/.exec(out)?.[1] ?? "refused");
+  };
+  const cbc = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"];
+  const result: Record<string, Record<string, string>> = {};
+  for (const port of [8765, 8766]) {
+    result[port] = {};
+    for (const c of [...cbc, "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"]) result[port]![c] = await negotiate(port, ["-tls1_2", "-cipher", c]);
+    result[port]!.tls13 = await negotiate(port, ["-tls1_3"]);
+  }
+  const want = { ...Object.fromEntries(cbc.map((c) => [c, "refused"])), "ECDHE-ECDSA-AES128-GCM-SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305", tls13: "TLS_AES_256_GCM_SHA384" };
+  expect(result).toEqual({ 8765: want, 8766: want });
+});

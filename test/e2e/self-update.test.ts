@@ -6,11 +6,13 @@
  */
 import { expect, test } from "bun:test";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
-import { release } from "../fleet/harness.ts";
+import { join } from "node:path";
+import { brokenUpdaterRelease, release, until } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 import { isAlive, readLink } from "../../src/lib/procfs.ts";
 
-const fleet = useFleet({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" }, start: "all" });
+// A short confirmation window keeps the never-serving fixture quick.
+const fleet = useFleet({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000", DECNET_SELF_UPDATE_CONFIRM_MS: "6000" }, start: "all" });
 const updaterPid = () => fleet.pid(fleet.worker("w1"), "updater");
 
 test("/update-self without confirm_self=true is refused with 400", async () => {
@@ -115,22 +117,47 @@ test("an agent update that rolls back attempts no self-update on that host", asy
   });
 });
 
-test("kill -9 between the 202 and the re-exec: restarted from updater/current, it comes up on the new release, consistent", async () => {
+test("kill -9 between the 202 and the re-exec: restarted from updater/current, the previous updater undoes the unconfirmed switch", async () => {
   const w = fleet.worker("w1");
-  const v2 = await release("v2");
+  const v2 = await release("v2"); // the updater runs v1 since the test before last
+  const before = { release: (await fleet.health(w)).release, slot: readlinkSync(w.paths.updater.current) };
   const res = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(v2.file) });
   process.kill(updaterPid(), "SIGKILL");
   const journalled = JSON.parse(readFileSync(w.paths.updater.stateJson, "utf8")) as { phase: string; target: string };
-  // As systemd would: ExecStart goes through updater/current.
+  // As systemd would: ExecStart goes through updater/current, which never moved.
   await fleet.startUpdater(w, {}, `${w.paths.updater.current}/decnet`);
   const h = await fleet.health(w);
   expect({
     answered: res.status,
     journalled: { phase: journalled.phase, target: journalled.target },
-    after: { release: h.release, journal: existsSync(w.paths.updater.stateJson), slot: readlinkSync(w.paths.updater.current) },
+    after: { release: h.release, journal: existsSync(w.paths.updater.stateJson), slot: readlinkSync(w.paths.updater.current), failed: (JSON.parse(readFileSync(w.paths.updater.history, "utf8")) as Record<string, { status: string }>)[v2.id]?.status },
   }).toEqual({
     answered: 202,
     journalled: { phase: "switched", target: v2.id },
-    after: { release: v2.id, journal: false, slot: `releases/${v2.id}` },
+    after: { release: before.release, journal: false, slot: before.slot, failed: "failed" },
   });
 });
+
+for (const mode of ["dies", "hangs"] as const) {
+  test(`a new updater that ${mode === "dies" ? "dies at start" : "never serves"} is replaced by the previous one automatically; the row says rolled-back with its last words`, async () => {
+    const w = fleet.worker("w1");
+    const broken = await brokenUpdaterRelease(mode, join(fleet.root, `updater-${mode}.tar.gz`));
+    const before = { release: (await fleet.health(w)).release, slot: readlinkSync(w.paths.updater.current) };
+    const pid = updaterPid();
+    const r = await fleet.update(["--host", "w1", "--artifact", broken.file, "--include-self"]);
+    const h = await until(async () => { const x = await fleet.health(w); return x.self_update?.outcome === "rolled-back" ? x : null; }, "the previous updater to serve again");
+    expect({
+      code: r.code,
+      row: [r.row().agent, r.row().self, r.row().detail.includes(`it said: fixture: this updater ${mode} at start`)],
+      serving: { release: h.release, slot: readlinkSync(w.paths.updater.current), newPid: h.pid !== pid, journal: existsSync(w.paths.updater.stateJson) },
+      record: [h.self_update?.target, h.self_update?.outcome],
+      stray: isAlive(pid) && h.pid !== pid,
+    }).toEqual({
+      code: 1,
+      row: ["updated", "rolled-back", true],
+      serving: { release: before.release, slot: before.slot, newPid: true, journal: false },
+      record: [broken.id, "rolled-back"],
+      stray: false,
+    });
+  });
+}

@@ -1,8 +1,9 @@
 /**
- * --agent-supervisor systemd: the updater restarts the agent through
- * systemctl and probes the MainPID it reports — for an update and for the
- * automatic rollback. systemctl is a stand-in on PATH (no systemd runs here),
- * like the compose stand-in: it runs the unit's ExecStart and tracks its pid.
+ * --agent-supervisor systemd, unit level: the updater's exact systemctl and
+ * journalctl calls for an update and for the automatic rollback, with
+ * stand-ins on PATH that run the unit's ExecStart and track its pid and
+ * invocation (like the compose stand-in). The real systemd runs these in
+ * real-systemd.test.ts.
  */
 import { beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -24,12 +25,15 @@ beforeAll(async () => {
     // What install.sh writes as the unit's ExecStart (with this worker's address).
     SYSTEMCTL_STANDIN_EXEC: `${w.paths.current}/decnet agent --host ${w.address} --agent-dir ${w.agentBundle} --install-dir ${w.installDir}`,
   };
-  const r = await fleet.cli([...fleet.updaterArgs(w), "--agent-supervisor", "systemd", "--daemon"], { env });
+  const r = await fleet.cli([...fleet.updaterArgs(w, { agentSupervisor: "systemd" }), "--daemon"], { env });
   expect(r.code).toBe(0);
 }, 180_000);
 
 const mainPid = () => Number(readFileSync(join(state, "pid"), "utf8"));
 const calls = () => readFileSync(join(state, "calls.log"), "utf8").trim().split("\n");
+const invocation = (pid: number) => pid.toString(16).padStart(32, "0");
+/** What one restart asks systemctl: clear a failed state, the stop timeout, restart, the new process. */
+const restart = ["reset-failed decnet-agent.service", "show -p TimeoutStopUSec decnet-agent.service", "restart decnet-agent.service", "show -p ExecMainPID -p InvocationID decnet-agent.service"];
 
 test("an update restarts the agent through systemctl and probes the MainPID it reports", async () => {
   const v1 = await release("v1");
@@ -39,27 +43,35 @@ test("an update restarts the agent through systemctl and probes the MainPID it r
     status: 200,
     agentPid: true,
     health: { release: v1.id, pid: mainPid(), healthy: true },
-    calls: ["restart decnet-agent", "show -p MainPID --value decnet-agent"],
+    calls: restart,
   });
 });
 
-test("an unhealthy release is rolled back through systemctl too", async () => {
+test("an unhealthy release is rolled back through systemctl too, with the failed invocation's journal in the 409", async () => {
   const v1 = await release("v1");
   const bad = await release("agent-exits");
   const before = mainPid();
   const r = await fleet.push(w, bad.file);
   const h = await fleet.health(w);
+  const badPid = r.body.error?.detail?.transcripts?.new?.pid ?? Number(/agent pid (\d+) exited/.exec(JSON.stringify(r.body))?.[1]);
   expect({
     status: r.status,
     rolledBack: r.body.error?.detail?.rolled_back,
+    logTail: r.body.error?.detail?.transcripts?.new?.log_tail,
     health: h.agent,
     oldGone: !isAlive(before),
-    calls: calls().slice(2),
+    calls: calls().slice(restart.length),
   }).toEqual({
     status: 409,
     rolledBack: true,
+    logTail: "fixture agent: cannot start (bad config)\n",
     health: { release: v1.id, pid: mainPid(), healthy: true },
     oldGone: true,
-    calls: ["restart decnet-agent", "show -p MainPID --value decnet-agent", "restart decnet-agent", "show -p MainPID --value decnet-agent"],
+    calls: [
+      ...restart,
+      "journalctl --sync",
+      `journalctl --no-pager -q -o cat -n 200 _SYSTEMD_INVOCATION_ID=${invocation(badPid)}`,
+      ...restart,
+    ],
   });
 });

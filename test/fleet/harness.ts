@@ -5,7 +5,7 @@
  * install dirs — all from the one compiled binary. `await using` stops
  * everything it started.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "../../build.ts";
@@ -14,6 +14,10 @@ import type { HostResult } from "../../src/core/swarm/push.ts";
 import { clientTls, readBundle, type Bundle } from "../../src/lib/tls.ts";
 import { bundlePaths, installPaths } from "../../src/lib/paths.ts";
 import { allPids, cmdline, isAlive } from "../../src/lib/procfs.ts";
+import { readPidFile } from "../../src/lib/pidfile.ts";
+import { agentArgv, resolveUpdaterConfig, updaterArgv } from "../../src/lib/config.ts";
+import { pathWithQuery } from "../../src/protocol/route.ts";
+import { updaterApi } from "../../src/protocol/updater.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const FIXTURES = join(ROOT, "test/fixtures/releases");
@@ -71,7 +75,7 @@ export interface Packed {
 const packed = new Map<string, Promise<Packed>>();
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
-export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "version-fails" | "preflight-fails" | "version-forks"): Promise<Packed> {
+export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "agent-execs" | "version-fails" | "preflight-fails" | "version-forks"): Promise<Packed> {
   let p = packed.get(name);
   if (!p) {
     p = (async () => {
@@ -87,6 +91,27 @@ export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent
     packed.set(name, p);
   }
   return p;
+}
+
+const versioned = new Map<string, Promise<string>>();
+
+/** A build of this tree that reports `version` (a semver one: the trust checks compare versions). */
+export function binaryAt(version: string): Promise<string> {
+  let p = versioned.get(version);
+  if (!p) {
+    p = binaries().then(async () => (await build({ out: join(CACHE, `decnet-at-${version}`), version })).out);
+    versioned.set(version, p);
+  }
+  return p;
+}
+
+/** `decnet release pack` of `bin` to `out`, with `extra` flags (e.g. --sign) and `env` (e.g. DECNET_HOME for the signing key). */
+export async function packRelease(bin: string, out: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Packed> {
+  const b = await binaries();
+  const r = await runCli(b.bin, ["release", "pack", bin, "--out", out, ...extra], env);
+  if (r.code !== 0) throw new Error(`pack ${bin} failed: ${r.stderr}`);
+  const m = JSON.parse(await tarManifest(out)) as { id: string; version: string };
+  return { file: out, id: m.id, version: m.version };
 }
 
 async function tarManifest(file: string): Promise<string> {
@@ -212,7 +237,9 @@ export class Fleet implements AsyncDisposable {
 
   /** The pid a daemon of `w` wrote in its pid file. */
   pid(w: Worker, role: "agent" | "updater"): number {
-    return Number(readFileSync(role === "agent" ? w.paths.agentPid : w.paths.updater.pid, "utf8"));
+    const f = readPidFile(role === "agent" ? w.paths.agentPid : w.paths.updater.pid);
+    if (!f) throw new Error(`no ${role} pid file for ${w.name}`);
+    return f.pid;
   }
 
   worker(name: string): Worker {
@@ -221,21 +248,22 @@ export class Fleet implements AsyncDisposable {
     return w;
   }
 
-  updaterArgs(w: Worker): string[] {
-    return ["updater", "--host", w.address, "--updater-dir", w.updaterBundle, "--agent-dir", w.agentBundle, "--install-dir", w.installDir];
+  /** `decnet updater …` for this worker, as the updater rebuilds its own command line (lib/config.ts). */
+  updaterArgs(w: Worker, flags: { agentSupervisor?: "spawn" | "systemd" } = {}): string[] {
+    return updaterArgv(resolveUpdaterConfig({ host: w.address, updaterDir: w.updaterBundle, agentDir: w.agentBundle, installDir: w.installDir, ...flags }));
   }
 
   /** `decnet updater --daemon`; resolves once it answers. */
   async startUpdater(w: Worker, env: Record<string, string> = {}, bin = this.bin): Promise<number> {
     const r = await runCli(bin, [...this.updaterArgs(w), "--daemon"], { ...this.env, ...env }, { cwd: this.root });
     if (r.code !== 0) throw new Error(`updater ${w.name} did not start: ${r.stderr}`);
-    return Number(readFileSync(w.paths.updater.pid, "utf8"));
+    return this.pid(w, "updater");
   }
 
   async startAgent(w: Worker, opts: { bin?: string; env?: Record<string, string> } = {}): Promise<number> {
-    const r = await runCli(opts.bin ?? this.bin, ["agent", "--host", w.address, "--agent-dir", w.agentBundle, "--install-dir", w.installDir, "--daemon"], { ...this.env, ...opts.env });
+    const r = await runCli(opts.bin ?? this.bin, [...agentArgv({ host: w.address, agentPort: 8765, agentDir: w.agentBundle, installDir: w.installDir }), "--daemon"], { ...this.env, ...opts.env });
     if (r.code !== 0) throw new Error(`agent ${w.name} did not start: ${r.stderr}`);
-    return Number(readFileSync(w.paths.agentPid, "utf8"));
+    return this.pid(w, "agent");
   }
 
   /** Starts every worker's updater; no release is installed yet. */
@@ -257,17 +285,17 @@ export class Fleet implements AsyncDisposable {
   }
 
   async health(w: Worker): Promise<UpdaterHealth> {
-    return (await (await this.request(w, "updater", "/health")).json()) as UpdaterHealth;
+    return (await (await this.request(w, "updater", updaterApi.health.path)).json()) as UpdaterHealth;
   }
 
   async releases(w: Worker): Promise<ReleasesResponse> {
-    return (await (await this.request(w, "updater", "/releases")).json()) as ReleasesResponse;
+    return (await (await this.request(w, "updater", updaterApi.releases.path)).json()) as ReleasesResponse;
   }
 
   /** POST /update with a tarball (or raw bytes). */
   async push(w: Worker, body: string | Uint8Array): Promise<{ status: number; body: any }> {
     const data = typeof body === "string" ? Bun.file(body) : body;
-    const res = await this.request(w, "updater", "/update", { method: "POST", body: data });
+    const res = await this.request(w, "updater", pathWithQuery(updaterApi.update), { method: updaterApi.update.method, body: data });
     const text = await res.text();
     let parsed: unknown = text;
     try { parsed = JSON.parse(text); } catch {}
@@ -293,27 +321,44 @@ export class Fleet implements AsyncDisposable {
 
 
 /**
- * A release that is healthy everywhere except on `failAddress`: its `decnet`
- * is a wrapper that execs the real binary (shipped beside it as a second
- * manifest file), but exits at once when started on that address — like a
- * release that needs a host setting one host lacks.
+ * A release whose `decnet` is a wrapper that execs the real binary (shipped
+ * beside it as a second manifest file) — except when `fails(argv)` says so,
+ * where it runs the shell code `then` instead.
  */
-export async function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
+async function wrapperRelease(out: string, caseArm: string): Promise<Packed> {
   const { mkdtempSync, copyFileSync, chmodSync, writeFileSync, statSync } = await import("node:fs");
   const { manifestFor } = await import("../../src/protocol/manifest.ts");
   const { writeTarball } = await import("../../src/lib/tarball.ts");
   const { sha256File } = await import("../../src/core/release.ts");
   const b = await binaries();
-  const dir = mkdtempSync(join(tmpdir(), "decnet-hostdep-"));
-  const script = `#!/bin/sh\ncase " $* " in *" --host ${failAddress} "*) echo "fixture: this host lacks /etc/decnet/needed.conf" >&2; exit 3;; esac\nexec "$(dirname "$0")/decnet-real" "$@"\n`;
+  const dir = mkdtempSync(join(tmpdir(), "decnet-wrapper-"));
+  const script = `#!/bin/sh\ncase " $* " in\n${caseArm}\nesac\nexec "$(dirname "$0")/decnet-real" "$@"\n`;
   writeFileSync(join(dir, "decnet"), script);
   copyFileSync(b.bin, join(dir, "decnet-real"));
   for (const f of ["decnet", "decnet-real"]) chmodSync(join(dir, f), 0o755);
   const files = await Promise.all(["decnet", "decnet-real"].map(async (p) => ({ path: p, mode: "0755", size: statSync(join(dir, p)).size, sha256: await sha256File(join(dir, p)) })));
   const m = manifestFor({ version: b.version, git: { sha: "fixture", dirty: false }, target: "linux-x64" }, files);
-  const id = m.id;
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
   await writeTarball(out, dir, ["manifest.json", "decnet", "decnet-real"]);
   rmSync(dir, { recursive: true, force: true });
-  return { file: out, id, version: b.version };
+  return { file: out, id: m.id, version: b.version };
+}
+
+/**
+ * A release that is healthy everywhere except on `failAddress`: its agent
+ * exits at once when started on that address — like a release that needs a
+ * host setting one host lacks.
+ */
+export function hostDependentRelease(failAddress: string, out: string): Promise<Packed> {
+  return wrapperRelease(out, `  *" --host ${failAddress} "*) echo "fixture: this host lacks /etc/decnet/needed.conf" >&2; exit 3;;`);
+}
+
+/**
+ * A release that is a healthy agent and passes the updater's preflight, but
+ * whose updater, once it runs for real, dies at once ("dies") or never
+ * serves ("hangs"): what a self-update must survive.
+ */
+export function brokenUpdaterRelease(mode: "dies" | "hangs", out: string): Promise<Packed> {
+  const arm = mode === "dies" ? `echo "fixture: this updater dies at start" >&2; exit 3` : `echo "fixture: this updater hangs at start" >&2; exec sleep 600`;
+  return wrapperRelease(out, `  *" --preflight "*|*" --watch-self-update "*) ;;\n  " updater "*) ${arm};;`);
 }

@@ -59,7 +59,7 @@ function world(o: { restartFails?: boolean; healthy?: { release: string; pid: nu
       return [];
     },
     agents: () => [],
-    isOurs: () => false,
+    killUnconfirmed: () => {},
     logSince: () => "agent said goodbye\n",
   };
   const probe = async (p: { release: string | null; pid: number | null }): Promise<ProbeTranscript> => {
@@ -158,12 +158,12 @@ test("the same release again is unchanged while its agent answers healthy for it
   expect({ status: again.status, pid: again.agent_pid, calls: w.calls.length, ...leftovers(w) }).toEqual({ status: "unchanged", pid: process.pid, calls: 1, journal: false, staging: [] });
 });
 
-test("when the supervisor cannot start the new agent, the switch is undone and the error is the answer", async () => {
+test("when the supervisor cannot start the new agent, the switch is undone, the release not blamed, and the error is the answer", async () => {
   using w = world({ restartFails: true });
   const a = releaseTgz("1.0.0");
   const err = await w.ops.update(w.stage(a)).catch((e) => e);
   expect({ message: err.message, slots: w.slots(), status: w.status(), ...leftovers(w) }).toEqual({
-    message: "cannot start", slots: { current: null, previous: null }, status: { [idOf(a)]: "failed" }, journal: false, staging: [],
+    message: "cannot start", slots: { current: null, previous: null }, status: { [idOf(a)]: "unknown" }, journal: false, staging: [],
   });
 });
 

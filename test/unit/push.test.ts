@@ -64,7 +64,7 @@ const deltas = (body: Uint8Array | null): Deltas => ({ body: async () => body })
 
 async function push(f: Fake, o: { delta?: Deltas | null; includeSelf?: boolean } = {}) {
   const { client, uploads } = fakeClient(f);
-  const row = await pushHost(host, release, { includeSelf: o.includeSelf ?? false, delta: o.delta === undefined ? deltas(new Uint8Array(300)) : o.delta, onProgress: () => {}, client });
+  const row = await pushHost(host, release, { includeSelf: o.includeSelf ?? false, delta: o.delta === undefined ? deltas(new Uint8Array(300)) : o.delta, onProgress: () => {}, client, signer: null });
   const { duration_ms, ...rest } = row;
   return { row: rest as Omit<HostResult, "duration_ms">, uploads, timed: duration_ms >= 0 };
 }

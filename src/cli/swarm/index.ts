@@ -8,6 +8,9 @@ export const swarmCommands = {
   update: () => import("./update.ts").then((m) => m.default),
   rollback: () => import("./rollback.ts").then((m) => m.default),
   releases: () => import("./releases.ts").then((m) => m.default),
+  operator: () => import("./operator.ts").then((m) => m.default),
+  "rotate-master": () => import("./rotate-master.ts").then((m) => m.default),
+  trust: () => import("./trust.ts").then((m) => m.default),
 };
 
 export default defineCommand({

@@ -13,8 +13,8 @@ export default defineCommand({
     if (args.json) return printJson(r);
     if (r.releases.length === 0) return out(`${args.host}: no releases installed`);
     out(table(
-      ["release", "version", "git", "installed", "status", "slot"],
-      r.releases.map((x) => [short(x.id), x.version ?? "?", x.git ? `${x.git.sha.slice(0, 10)}${x.git.dirty ? "-dirty" : ""}` : "?", x.installed_at?.slice(0, 19) ?? "?", x.status, x.current ? "current" : x.previous ? "previous" : ""]),
+      ["release", "version", "git", "installed", "status", "signed by", "slot"],
+      r.releases.map((x) => [short(x.id), x.version ?? "?", x.git ? `${x.git.sha.slice(0, 10)}${x.git.dirty ? "-dirty" : ""}` : "?", x.installed_at?.slice(0, 19) ?? "?", x.status, x.signer ?? "—", x.current ? "current" : x.previous ? "previous" : ""]),
     ));
   }),
 });

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { action } from "../_action.ts";
 import { hostNameArg } from "../_args.ts";
-import { out, short } from "../_render.ts";
+import { clean, out, short } from "../_render.ts";
 
 export default defineCommand({
   meta: { name: "rollback", description: "Swap a host back to its previous release" },
@@ -10,6 +10,6 @@ export default defineCommand({
   run: action(async ({ args }) => {
     const { rollback } = await import("../../core/swarm/rollback.ts");
     const r = await rollback(args.host);
-    out(`${r.host}: rolled back to ${r.release.version} ${short(r.release.id)} (was ${short(r.previous)}), agent pid ${r.agent_pid}`);
+    out(`${r.host}: rolled back to ${clean(r.release.version)} ${short(r.release.id)} (was ${short(r.previous)}), agent pid ${r.agent_pid}`);
   }),
 });

@@ -18,7 +18,7 @@ import type { Host } from "../registry.ts";
 import type { Release } from "../release.ts";
 
 export type Outcome = "updated" | "rolled-back" | "error";
-export type SelfOutcome = "updated" | "unchanged" | "error";
+export type SelfOutcome = "updated" | "unchanged" | "rolled-back" | "error";
 
 /** How a release travelled to one slot (DESIGN §17). */
 export interface Transfer {
@@ -45,6 +45,8 @@ export interface HostResult {
   self_transfer: Transfer | null;
   /** What the worker's install did (its answer), when it answered one. */
   install: InstallReport | null;
+  /** The signing key that signed what was sent, or null when it was unsigned. */
+  signer: string | null;
   bytes_sent: number;
   duration_ms: number;
 }
@@ -108,9 +110,11 @@ function note(t: Transfer, why: string | null): string {
  * whole. `onBytes` sees the bytes as they leave; `transfer` is set as soon as
  * the mode is known, so a failed push still says what was sent.
  */
-async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, delta: Deltas | null, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
+async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOptions, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
   let why: string | null = null;
   let fallback: string | undefined;
+  const delta = o.delta;
+  const allowDowngrade = o.allowDowngrade || undefined;
   if (delta) {
     try {
       const base = await target.base(c, e);
@@ -120,7 +124,7 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, delta: Delt
         if (!body) why = "a delta would carry most of it";
         else {
           const t: Transfer = { mode: "delta", bytes: 0, base };
-          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, allowDowngrade, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
           t.bytes = bytesSent;
           return { result, transfer: t, note: note(t, null) };
         }
@@ -133,29 +137,54 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, delta: Delt
   }
   const t: Transfer = { mode: "full", bytes: 0, ...(fallback ? { fallback } : {}) };
   const length = Bun.file(r.file).size;
-  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, allowDowngrade, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
   t.bytes = bytesSent;
   return { result, transfer: t, note: note(t, why) };
 }
 
 /** /update-self (delta when it can), then wait for the updater to come back on the release. */
-async function selfUpdate(c: WorkerClient, h: Host, r: Release, delta: Deltas | null, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
+async function selfUpdate(c: WorkerClient, h: Host, r: Release, o: PushOptions, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
   const e = { host: h.name, address: h.address, port: h.updater_port };
   onProgress({ host: h.name, phase: "self-updating" });
   let transfer: Transfer | null = null;
   try {
-    const sent = await send(c, e, r, delta, UPDATER, (t) => { transfer = t; });
+    const sent = await send(c, e, r, o, UPDATER, (t) => { transfer = t; });
     transfer = sent.transfer;
     if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer };
     await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
     return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer };
   } catch (err) {
-    return { self: "error", detail: `self-update: ${describe(err).detail}`, transfer };
+    const rolledBack = err instanceof RemoteError && err.code === "self_rolled_back";
+    return { self: rolledBack ? "rolled-back" : "error", detail: `self-update: ${describe(err).detail}`, transfer };
   }
 }
 
 /** Pushes `r` to host `h`: one row, whatever happens. */
-export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; delta: Deltas | null; onProgress: (p: Progress) => void; client?: WorkerClient }): Promise<HostResult> {
+export interface PushOptions {
+  includeSelf: boolean;
+  delta: Deltas | null;
+  onProgress: (p: Progress) => void;
+  /** The signing key that signed the release, or null (DESIGN §11). */
+  signer: string | null;
+  /** A signed release older than what a host runs may go in (never below its floor). */
+  allowDowngrade?: boolean;
+  client?: WorkerClient;
+}
+
+/**
+ * A host whose updater holds a trust document takes only signed releases:
+ * refused here, before a byte is uploaded, with how to sign.
+ */
+async function requireSignatureIfTrusted(c: WorkerClient, e: UpdaterEndpoint, o: PushOptions): Promise<void> {
+  if (o.signer) return;
+  const trust = (await c.updaterHealth(e)).trust;
+  if (trust) {
+    throw new RemoteError(e.host, "unsigned", `requires signed releases (trust document version ${trust.version}) and this release is unsigned; nothing was sent`, 0, undefined,
+      "sign it with `decnet release sign FILE` (or keep a signing key in ~/.decnet/trust, and `swarm update` signs what it builds or packs)");
+  }
+}
+
+export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<HostResult> {
   const c = o.client ?? workerClient;
   const t0 = performance.now();
   let transfer: Transfer | null = null;
@@ -163,7 +192,8 @@ export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; d
   let outcome: { agent: Outcome; detail: string; self?: Awaited<ReturnType<typeof selfUpdate>> };
   try {
     let installing = false;
-    const sent = await send(c, { host: h.name, address: h.address, port: h.updater_port }, r, o.delta, AGENT, (t, total) => {
+    await requireSignatureIfTrusted(c, { host: h.name, address: h.address, port: h.updater_port }, o);
+    const sent = await send(c, { host: h.name, address: h.address, port: h.updater_port }, r, o, AGENT, (t, total) => {
       transfer = t;
       o.onProgress({ host: h.name, phase: "uploading", sent: t.bytes, total });
       if (t.bytes === total && !installing) {
@@ -182,7 +212,7 @@ export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; d
       const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
       if (!o.includeSelf) outcome = { agent: "updated", detail };
       else {
-        const self = await selfUpdate(c, h, r, o.delta, o.onProgress);
+        const self = await selfUpdate(c, h, r, o, o.onProgress);
         outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, self };
       }
     }
@@ -201,6 +231,7 @@ export async function pushHost(h: Host, r: Release, o: { includeSelf: boolean; d
     transfer: t,
     self_transfer: selfTransfer,
     install,
+    signer: o.signer,
     bytes_sent: (t?.bytes ?? 0) + (selfTransfer?.bytes ?? 0),
     duration_ms: Math.round(performance.now() - t0),
   };

@@ -2,7 +2,9 @@
  * `swarm update`: get the release once, then push it to each host with a
  * concurrency limit (push.ts does one host) and record one row per host.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { serializeSignature } from "../../protocol/signature.ts";
+import { loadSigner, readReleaseSignature } from "../release-sign.ts";
 import { join } from "node:path";
 import { os } from "../../lib/os-user.ts";
 import { DecnetError, usageError } from "../../lib/errors.ts";
@@ -30,13 +32,15 @@ export interface UpdateOptions {
   dryRun?: boolean;
   concurrency?: number;
   cwd?: string;
-  /** Told which release was chosen, before any network. */
-  onRelease?: (r: Release) => void;
+  /** A signed release older than what a host runs may go in (never below its floor). */
+  allowDowngrade?: boolean;
+  /** Told which release was chosen (and who signed it), before any network. */
+  onRelease?: (r: Release, signer: string | null) => void;
   onProgress?: (p: Progress) => void;
 }
 
 export interface UpdateReport {
-  release: { id: string; version: string; size: number; source: string };
+  release: { id: string; version: string; size: number; source: string; signer: string | null };
   hosts: HostResult[];
   dryRun: boolean;
   targets: Array<{ host: string; address: string }>;
@@ -67,18 +71,21 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
   if (targets.length === 0) throw new DecnetError("failed", "no hosts to update (all decommissioned?)", { hint: "see `decnet swarm list`" });
   const cache = join(homePaths().home, "cache");
   mkdirSync(cache, { recursive: true, mode: 0o700 });
-  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache });
+  // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
+  const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;
+  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache, sign: signing?.sign });
   const temp = release.file.startsWith(cache) ? release.file : null;
   try {
-    o.onRelease?.(release);
-    const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source };
+    const signature = await readReleaseSignature(release.file);
+    o.onRelease?.(release, signature?.signer.id ?? null);
+    const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer: signature?.signer.id ?? null };
     const list = targets.map((h) => ({ host: h.name, address: h.address }));
     if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list };
     await ensureMasterIdentity();
     const onProgress = o.onProgress ?? (() => {});
-    const delta = o.full ? null : new DeltaSource(release.file, release.manifest);
+    const delta = o.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
     const results = await mapLimit(targets, concurrency, async (h) => {
-      const res = await pushHost(h, release, { includeSelf: Boolean(o.includeSelf), delta, onProgress });
+      const res = await pushHost(h, release, { includeSelf: Boolean(o.includeSelf), delta, onProgress, signer: signature?.signer.id ?? null, allowDowngrade: o.allowDowngrade });
       onProgress({ host: h.name, phase: "done", result: res });
       return res;
     });

@@ -2,7 +2,7 @@
  * /deploy and /teardown: store the compose file under the install dir and run
  * `<compose-bin> compose -p NAME -f FILE up -d` (or `down`).
  */
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Deployment } from "../../protocol/agent.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
@@ -33,9 +33,22 @@ export function composeRunner(paths: InstallPaths, bin: string): ComposeRunner {
   }
   return {
     async up(project, text) {
+      const file = join(paths.deployment(project), FILE);
+      const before = existsSync(file) ? readFileSync(file, "utf8") : null;
       ensurePrivateDir(paths.deployment(project));
-      writeFileAtomic(join(paths.deployment(project), FILE), text, 0o600);
-      return compose(project, ["up", "-d"]);
+      writeFileAtomic(file, text, 0o600);
+      try {
+        return await compose(project, ["up", "-d"]);
+      } catch (e) {
+        // A deploy that failed is not deployed: /status lists what was there
+        // before. A first deploy's partial state (networks, containers that
+        // did start) is taken down first, while its file still says what it is.
+        if (before === null) {
+          await compose(project, ["down"]).catch(() => null);
+          rmSync(paths.deployment(project), { recursive: true, force: true });
+        } else writeFileAtomic(file, before, 0o600);
+        throw e;
+      }
     },
     async down(project) {
       if (!existsSync(join(paths.deployment(project), FILE))) {

@@ -2,8 +2,8 @@
  * start(config): the agent daemon — mTLS server on host:port, local /health on
  * agent.sock, agent.pid naming the serving process; SIGTERM stops it cleanly.
  */
-import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { writeFileAtomic } from "../../lib/atomic.ts";
+import { mkdirSync, unlinkSync } from "node:fs";
+import { removeOwnPidFile, writePidFile } from "../../lib/pidfile.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import type { ResolvedAgentConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -20,16 +20,13 @@ export async function start(cfg: ResolvedAgentConfig, log: Logger): Promise<void
   const deps = { info: buildInfo(), pid: process.pid, startedAt: Date.now(), now: Date.now, compose: composeRunner(paths, cfg.composeBin) };
   const server = listen({ app: createApp(agentRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle) });
   const sock = listenUnix(paths.agentSock, createApp(agentLocalRoutes(deps), log));
-  writeFileAtomic(paths.agentPid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
+  writePidFile(paths.agentPid, process.pid);
   log.info(`agent ${deps.info.version} release ${deps.info.release ?? "none"} pid ${process.pid} on ${cfg.host}:${cfg.port}`);
   onShutdown(() => {
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.agentSock); } catch {}
-    // Remove the pid file only if it still names us: a successor may own it.
-    try {
-      if (readFileSync(paths.agentPid, "utf8").trim() === String(process.pid)) unlinkSync(paths.agentPid);
-    } catch {}
+    removeOwnPidFile(paths.agentPid);
     log.info("agent stopped");
   });
 }

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { ReleaseStatus } from "../../protocol/updater.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 
-const Entries = z.record(z.string(), z.object({ installed_at: z.string(), status: ReleaseStatus }));
+const Entries = z.record(z.string(), z.object({ installed_at: z.string(), status: ReleaseStatus, signer: z.string().nullable().optional() }));
 export type HistoryEntries = z.infer<typeof Entries>;
 export type Status = z.infer<typeof ReleaseStatus>;
 
@@ -27,9 +27,10 @@ export class History {
     writeFileAtomic(this.file, `${JSON.stringify(h, null, 1)}\n`, 0o600, { durable });
   }
 
-  mark(id: string, status: Status, now = new Date()): void {
+  /** Sets `id`'s status; `signer` when an install checked its signature (kept otherwise). */
+  mark(id: string, status: Status, now = new Date(), signer?: string | null): void {
     const h = this.read();
-    h[id] = { installed_at: h[id]?.installed_at ?? now.toISOString(), status };
+    h[id] = { installed_at: h[id]?.installed_at ?? now.toISOString(), status, signer: signer === undefined ? (h[id]?.signer ?? null) : signer };
     // "unknown" (just before a switch) is not forced to disk: after a power
     // cut the journal's recovery marks that release failed anyway.
     this.write(h, status !== "unknown");

@@ -17,8 +17,8 @@ export interface InstallPlan {
   set: ReleaseSet;
   /** The upload (full or delta) turned into a verified staging dir. */
   stage: () => Promise<Staged>;
-  /** Checks before any of the release's code runs. */
-  verify?: (s: Staged) => void | Promise<void>;
+  /** Checks before any of the release's code runs; answers who signed it (trust-gate.ts). */
+  verify?: (s: Staged) => { signer: string | null } | Promise<{ signer: string | null }>;
   /** The last check before commit, after the install check (a self-update's preflight). */
   preflight?: (s: Staged) => Promise<void>;
   /** After commit: the answer when nothing needs to switch, or null. */
@@ -40,8 +40,9 @@ export async function install(p: InstallPlan): Promise<Installed> {
   try {
     const staged = await p.stage();
     const t1 = performance.now();
+    let signer: string | null = null;
     try {
-      await p.verify?.(staged);
+      signer = (await p.verify?.(staged))?.signer ?? null;
       await installCheck(staged);
       await p.preflight?.(staged);
     } catch (e) {
@@ -59,7 +60,7 @@ export async function install(p: InstallPlan): Promise<Installed> {
       return { switched: false, response };
     }
     journal.step("switched", id, p.pid ?? null);
-    p.set.mark(id, "unknown");
+    p.set.mark(id, "unknown", undefined, signer);
     return { switched: true, staged, journal, ms: { stage: Math.round(t1 - t0), check: Math.round(performance.now() - t1) } };
   } catch (e) {
     journal.clear();

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ReleaseId } from "../../protocol/manifest.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import type { SlotPaths } from "../../lib/paths.ts";
+import { startTime } from "../../lib/procfs.ts";
 
 export const Journal = z.object({
   op: z.enum(["update", "rollback", "update-self"]),
@@ -17,9 +18,11 @@ export const Journal = z.object({
   prev: ReleaseId.nullable(),
   target: ReleaseId.nullable(),
   pid: z.number().int().nullable(),
+  /** With `pid`: the start time that makes it one exact process (journals before it have none). */
+  start: z.number().int().nullable().default(null),
   started_at: z.string(),
 });
-export type Journal = z.infer<typeof Journal>;
+export type Journal = z.output<typeof Journal>;
 export type Phase = Journal["phase"];
 
 /**
@@ -50,7 +53,7 @@ export function readJournal(slots: SlotPaths): { journal: Journal | null; damage
   return { journal: null, damaged: aside };
 }
 
-export function writeJournal(slots: SlotPaths, j: Journal): void {
+export function writeJournal(slots: SlotPaths, j: z.input<typeof Journal>): void {
   // Forced to disk only before steps a power cut could leave half done (the
   // flips). "staging" needs none (start-up removes staging dirs anyway), nor
   // "probing" (its pid means nothing after a power cut; "switched" is on disk).
@@ -76,7 +79,8 @@ export class OpJournal {
   }
 
   step(phase: Phase, target: string | null = null, pid: number | null = null): void {
-    writeJournal(this.slots, { op: this.op, phase, from: this.from, prev: this.prev, target, pid, started_at: this.started });
+    const start = pid === null ? null : startTime(pid);
+    writeJournal(this.slots, { op: this.op, phase, from: this.from, prev: this.prev, target, pid, start, started_at: this.started });
   }
 
   clear(): void {

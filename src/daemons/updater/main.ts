@@ -2,8 +2,9 @@
  * start(config): the updater daemon — recover from the journal, serve over
  * mTLS (and updater.sock locally), then make sure an agent runs from current.
  */
-import { mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { writeFileAtomic } from "../../lib/atomic.ts";
+import { mkdirSync, unlinkSync } from "node:fs";
+import { removeOwnPidFile, writePidFile } from "../../lib/pidfile.ts";
+import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
 import { deletedFds } from "../../lib/fd-audit.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
@@ -14,7 +15,9 @@ import { createApp, listen, listenUnix, onShutdown } from "../server.ts";
 import { AgentOps } from "./ops.ts";
 import { SelfOps } from "./self.ts";
 import { OpLock, updaterLocalRoutes, updaterRoutes } from "./routes.ts";
-import { Supervisor } from "./supervisor.ts";
+import { createSupervisor } from "./supervisor.ts";
+import { holdGuards } from "./guards.ts";
+import { TrustStore } from "./trust-store.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { killRunning } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
@@ -27,29 +30,36 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const bundle = readBundle(bundlePaths(cfg.updaterDir, "updater"), `copy the updater bundle from \`decnet swarm enroll --updater --out-dir DIR\` (DIR-updater) to ${cfg.updaterDir}, or pass --updater-dir`);
   // The agent it will start needs its bundle too: refuse now, not at the first update.
   readBundle(bundlePaths(cfg.agentDir, "worker"), `the agent bundle is missing from ${cfg.agentDir}; pass --agent-dir`);
-  mkdirSync(paths.releases, { recursive: true });
-  mkdirSync(paths.updater.root, { recursive: true });
+  for (const dir of [paths.root, paths.releases, paths.updater.root, paths.updater.releases]) checkNotWritableByOthers(dir);
+  mkdirSync(paths.releases, { recursive: true, mode: 0o755 });
+  mkdirSync(paths.updater.root, { recursive: true, mode: 0o755 });
 
-  const sup = new Supervisor(cfg, paths, log);
+  const trust = new TrustStore(paths.trust, log);
+  trust.load(bundlePaths(cfg.updaterDir, "updater").trust);
+  const guards = holdGuards(cfg, log);
+  const sup = createSupervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
-  const ops = new AgentOps({ cfg, paths, sup, log, health: () => agentHealth(timeouts.localHealth()) });
+  const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
   // After each operation: nothing it opened may still hold a deleted file's blocks.
   const lock = new OpLock((op) => {
     const leaks = deletedFds(paths.root);
     if (leaks.length) log.warn(`after ${op}: ${leaks.length} open file(s) deleted under ${paths.root}, holding ${leaks.reduce((n, l) => n + l.bytes, 0)} bytes: ${leaks.map((l) => `fd ${l.fd} ${l.path}`).join(", ")}`);
   });
-  const self = new SelfOps(cfg, paths, log);
+  const self = new SelfOps(cfg, paths, log, guards.inherit, trust);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers) };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
     server.stop(true);
     sock.stop(true);
   };
-  writeFileAtomic(paths.updater.pid, `${process.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
+  writePidFile(paths.updater.pid, process.pid);
+  // A re-executed updater on trial: final once it answers its own /health.
+  const trial = await self.confirmTrial(async () => (await localHealth(paths.updater.sock, timeouts.localHealth()).catch(() => null))?.pid === process.pid);
+  if (trial) log.info(trial);
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
     // An install check or preflight in flight ends with us (the journal does the rest on the next start).
@@ -57,9 +67,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}
-    try {
-      if (readFileSync(paths.updater.pid, "utf8").trim() === String(process.pid)) unlinkSync(paths.updater.pid);
-    } catch {}
+    removeOwnPidFile(paths.updater.pid);
     log.info("updater stopped");
   });
   // Serving already; an update waits (423) until the agent is settled.

@@ -12,7 +12,10 @@ import type { Logger } from "../../lib/log.ts";
 import type { InstallPaths } from "../../lib/paths.ts";
 import { isAlive } from "../../lib/procfs.ts";
 import { timeouts } from "../../lib/timeouts.ts";
+import { checkRollback } from "../../protocol/trust.ts";
 import { install, recoverInstall } from "./install-sequence.ts";
+import { trustGate } from "./trust-gate.ts";
+import type { TrustStore } from "./trust-store.ts";
 import { OpJournal } from "./journal.ts";
 import { type ProbeOptions, probe as realProbe } from "./probe.ts";
 import { ReleaseSet } from "./release-set.ts";
@@ -25,7 +28,8 @@ export interface AgentControl {
   stop(): Promise<number[]>;
   /** Live agents of this worker. */
   agents(): number[];
-  isOurs(pid: number): boolean;
+  /** Kills the agent an interrupted operation started, if it is still that exact process. */
+  killUnconfirmed(pid: number, start: number | null): void;
   /** The agent's output since `offset`, for a probe transcript. */
   logSince(offset: number): string;
 }
@@ -38,7 +42,14 @@ export interface OpsDeps {
   /** The running agent's local /health, or null when it does not answer. */
   health: () => Promise<LocalHealth | null>;
   probe?: (o: ProbeOptions) => Promise<ProbeTranscript>;
+  /** The trust document held (trust-store.ts); none: releases need no signature. */
+  trust?: TrustStore;
   now?: () => Date;
+}
+
+export interface UpdateOptions {
+  /** A signed release older than the running one may come in (never below the floor). */
+  allowDowngrade?: boolean;
 }
 
 const ms = (a: number, b: number) => Math.round(b - a);
@@ -76,9 +87,11 @@ export class AgentOps {
   }
 
   /** `stage` turns the upload (full or delta) into a verified staging dir. */
-  async update(stage: () => Promise<Staged>): Promise<SwitchResponse> {
+  async update(stage: () => Promise<Staged>, o: UpdateOptions = {}): Promise<SwitchResponse> {
     const t0 = performance.now();
-    const r = await install({ op: "update", set: this.set, stage, unchanged: (s, from, prev) => this.unchangedIfHealthy(s, from, prev), now: this.d.now });
+    const cur = this.set.current();
+    const verify = trustGate(this.d.trust, cur ? (this.set.manifest(cur)?.version ?? null) : null, Boolean(o.allowDowngrade));
+    const r = await install({ op: "update", set: this.set, stage, verify, unchanged: (s, from, prev) => this.unchangedIfHealthy(s, from, prev), now: this.d.now });
     if (!r.switched) return r.response;
     const { staged, journal } = r;
     const { from, prev } = journal;
@@ -90,8 +103,10 @@ export class AgentOps {
       try {
         restarted = await this.d.sup.restart();
       } catch (e) {
-        // Could not even start the new agent: go back, as for an unhealthy one.
-        await this.undoSwitch(journal, id);
+        // The agent could not even be started (a port held, systemctl
+        // failing): go back. The release never ran, so it is not blamed:
+        // it stays "unknown", not "failed".
+        await this.undoSwitch(journal);
         throw e;
       }
       const { pid, logOffset } = restarted;
@@ -113,12 +128,22 @@ export class AgentOps {
     }
   }
 
+  /**
+   * Whether kept release `id` may run again: intact on disk as it was
+   * verified (release-check.ts). A damaged one is marked, logged, and not run.
+   */
+  private async runnable(id: string): Promise<boolean> {
+    const problem = await this.set.damage(id);
+    if (problem) this.d.log.error(`release ${id.slice(0, 12)} is damaged on disk (${problem}); it will not be run; push it again to repair it`);
+    return problem === null;
+  }
+
   /** Best effort after a failure past the switch: slots back, the old agent running. */
-  private async undoSwitch(j: OpJournal, failed: string): Promise<void> {
-    this.set.mark(failed, "failed");
-    this.set.flip(j.from, j.prev);
+  private async undoSwitch(j: OpJournal): Promise<void> {
+    const back = j.from && (await this.runnable(j.from)) ? j.from : null;
+    this.set.flip(back, j.prev);
     j.clear();
-    if (j.from) await this.restartAndProbe(j.from).catch((e) => this.d.log.error("could not restart the previous agent:", e));
+    if (back) await this.restartAndProbe(back).catch((e) => this.d.log.error("could not restart the previous agent:", e));
   }
 
   /** The new agent is unhealthy: flip back, restart, re-probe, answer 409. */
@@ -128,7 +153,7 @@ export class AgentOps {
     j.step("reverting", id);
     this.d.log.warn(`release ${id.slice(0, 12)} unhealthy; ${from ? `rolling back to ${from.slice(0, 12)}` : "nothing to roll back to"}`);
     let oldT: ProbeTranscript | null = null;
-    if (from && from !== id) {
+    if (from && from !== id && (await this.runnable(from))) {
       this.set.flip(from, prev);
       oldT = (await this.restartAndProbe(from)).t;
     } else {
@@ -150,6 +175,14 @@ export class AgentOps {
     const from = this.set.current();
     const to = this.set.previous();
     if (!to || !this.set.has(to)) throw new DecnetError("no_previous", "there is no previous release to roll back to");
+    const floor = checkRollback(this.d.trust?.get() ?? null, this.set.manifest(to)?.version ?? "");
+    if (!floor.ok) throw new DecnetError(floor.code, floor.message);
+    const problem = await this.set.damage(to);
+    if (problem) {
+      throw new DecnetError("release_damaged", `previous release ${to.slice(0, 12)} is damaged on disk (${problem}); not rolled back, still on ${from?.slice(0, 12) ?? "none"}`, {
+        detail: { release: to, problem },
+      });
+    }
     const j = new OpJournal(this.set.paths, "rollback", from, to, this.d.now?.());
     j.step("switched", to);
     this.set.flip(to, from);
@@ -178,24 +211,44 @@ export class AgentOps {
     if (r.outcome === "none") return null;
     if (r.outcome === "damaged-journal") return `state.json could not be read; moved it to ${r.aside} and kept the slots as the links say`;
     const j = r.journal;
-    if (j.pid && isAlive(j.pid) && this.d.sup.isOurs(j.pid)) {
-      try { process.kill(j.pid, "SIGKILL"); } catch {}
-    }
+    if (j.pid) this.d.sup.killUnconfirmed(j.pid, j.start);
     return `recovered from an interrupted ${j.op} (${j.phase}): current is ${j.phase === "staging" ? "unchanged" : `back on ${j.from?.slice(0, 12) ?? "none"}`}`;
   }
 
-  /** Makes sure the agent that runs is current's; restarts it otherwise. */
+  /**
+   * Makes sure the agent that runs is current's; restarts it otherwise —
+   * from current only if it is intact, else from an intact previous (the
+   * switch journalled like a rollback), else none.
+   */
   async ensureAgent(): Promise<void> {
-    const cur = this.set.current();
+    let cur = this.set.current();
     if (!cur || !this.set.has(cur)) {
       this.d.log.info("no current release; not starting an agent");
       return;
     }
-    const h = await this.d.health();
+    let h = await this.d.health();
     const running = this.d.sup.agents();
+    // One agent that does not answer yet may be starting (systemd starts it
+    // beside the updater at boot): give it the probe's time, not a restart.
+    const deadline = Date.now() + timeouts.probe();
+    while (!h && running.length === 1 && isAlive(running[0]!) && Date.now() < deadline) {
+      await Bun.sleep(50);
+      h = await this.d.health();
+    }
     if (h && h.release === cur && running.length === 1 && running[0] === h.pid) {
       this.d.log.info(`agent pid ${h.pid} already runs ${cur.slice(0, 12)}`);
       return;
+    }
+    if (!(await this.runnable(cur))) {
+      const prev = this.set.previous();
+      const fallback = prev && this.set.has(prev) && (await this.runnable(prev)) ? prev : null;
+      this.d.log.warn(fallback ? `starting the previous release ${fallback.slice(0, 12)} instead` : "no intact release to start; no agent runs until the next push");
+      if (!fallback) {
+        await this.d.sup.stop();
+        return;
+      }
+      this.set.flip(fallback, null);
+      cur = fallback;
     }
     const { pid, t } = await this.restartAndProbe(cur);
     this.d.log[t.healthy ? "info" : "warn"](`agent pid ${pid} on ${cur.slice(0, 12)}: ${t.healthy ? "healthy" : t.attempts.at(-1)?.note}`);

@@ -15,6 +15,7 @@ import { BaseRelease } from "./base-release.ts";
 import { BlockIndex, type Digests } from "./block-index.ts";
 import { History, type Status } from "./history.ts";
 import { type FilePoints, ResumeCache } from "./resume-cache.ts";
+import { releaseProblem } from "./release-check.ts";
 import { Spare } from "./spare.ts";
 
 export class ReleaseSet {
@@ -52,6 +53,16 @@ export class ReleaseSet {
     }
   }
 
+  /**
+   * What is wrong with kept release `id` on disk (release-check.ts), or null
+   * when it is intact. A damaged release is marked so, and never run again.
+   */
+  async damage(id: string): Promise<string | null> {
+    const problem = await releaseProblem(this.paths.release(id), id);
+    if (problem) this.mark(id, "damaged");
+    return problem;
+  }
+
   has(id: string): boolean {
     return existsSync(join(this.paths.release(id), RELEASE_MANIFEST));
   }
@@ -70,8 +81,8 @@ export class ReleaseSet {
     return readdirSync(this.paths.releases).filter(isReleaseId);
   }
 
-  mark(id: string, status: Status, now?: Date): void {
-    this.history.mark(id, status, now);
+  mark(id: string, status: Status, now?: Date, signer?: string | null): void {
+    this.history.mark(id, status, now, signer);
   }
 
   /** Keeps what verifying `manifest`'s release computed: its block index (on disk) and resume points (in memory). */
@@ -122,6 +133,7 @@ export class ReleaseSet {
         status: h[id]?.status ?? "unknown",
         current: id === current,
         previous: id === previous,
+        signer: h[id]?.signer ?? null,
       };
     });
     releases.sort((a, b) => (b.installed_at ?? "").localeCompare(a.installed_at ?? ""));

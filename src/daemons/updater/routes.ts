@@ -8,6 +8,9 @@ import type { BuildInfo } from "../../lib/build-info.ts";
 import type { LocalHealth } from "../../lib/control-socket.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import { deletedFds } from "../../lib/fd-audit.ts";
+import type { Logger } from "../../lib/log.ts";
+import { TRUST_MAX_BYTES, trustSummary } from "../../protocol/trust.ts";
+import type { TrustStore } from "./trust-store.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import { json, route, type Routes } from "../server.ts";
 import type { AgentOps } from "./ops.ts";
@@ -61,6 +64,21 @@ export interface UpdaterDeps {
   lock: OpLock;
   /** The agent's local /health, or null when it does not answer. */
   agentHealth: (timeoutMs: number) => Promise<LocalHealth | null>;
+  log: Logger;
+  trust: TrustStore;
+}
+
+/**
+ * One operation under the lock, and a line in the updater's log when it
+ * fails or is refused (a warning: journald shows it at that priority), so
+ * the worker's own log tells every push that did not land.
+ */
+function operation<T>(d: UpdaterDeps, name: string, fn: () => Promise<T>): Promise<T> {
+  return d.lock.run(name, fn).catch((e: unknown) => {
+    const x = e as { code?: string; message?: string };
+    if (x?.code !== "busy") d.log.warn(`${name} failed: ${x?.code ?? "error"}: ${x?.message ?? String(e)}`);
+    throw e;
+  });
 }
 
 async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
@@ -75,7 +93,21 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     busy: d.lock.busy,
     agent: { release: h?.release ?? null, pid: h?.pid ?? null, healthy: h !== null && h.release === current },
     leaks: { deleted_fds: deletedFds(d.ops.set.paths.root).length },
+    self_update: d.self.last(),
+    trust: trustSummary(d.trust.get()),
   };
+}
+
+/** A small body read whole, refused past `max` bytes (counted, not declared). */
+async function readBody(req: Request, max: number, what: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of req.body ?? []) {
+    n += c.byteLength;
+    if (n > max) throw new DecnetError("too_large", `the ${what} is larger than ${max} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** The upload in `req` staged into `set`: whole, or as a delta against `delta`. */
@@ -95,17 +127,19 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
     }),
     route(updaterApi.health, () => health(d)),
     route(updaterApi.releases, () => d.ops.set.list()),
-    route(updaterApi.rollback, () => d.lock.run("rollback", () => d.ops.rollback())),
+    route(updaterApi.rollback, () => operation(d, "rollback", () => d.ops.rollback())),
+    // Under the lock: a trust document never changes under an install that checks against it.
+    route(updaterApi.trust, ({ req }) => operation(d, "trust", async () => d.trust.offer(await readBody(req, TRUST_MAX_BYTES, "trust document")))),
     route(updaterApi.update, ({ req, server, query }) =>
-      d.lock.run("update", async () => {
+      operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta));
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta), { allowDowngrade: query.allow_downgrade === "true" });
       }),
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await d.lock.run("update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta)));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta), { allowDowngrade: query.allow_downgrade === "true" }));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.

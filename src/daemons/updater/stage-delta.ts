@@ -46,7 +46,7 @@ function jsonDepth(text: string, max: number): number {
 }
 
 /** Reads the header and checks it, and every op against the sizes, before a byte is written. */
-async function readHeader(reader: ByteReader, base: BaseRelease): Promise<{ manifest: Manifest; ops: DeltaHeader["ops"] }> {
+async function readHeader(reader: ByteReader, base: BaseRelease): Promise<{ manifest: Manifest; ops: DeltaHeader["ops"]; signature: Uint8Array | null }> {
   const line = await reader.line(DELTA_HEADER_MAX, () => bad(`delta header is larger than ${DELTA_HEADER_MAX} bytes`));
   if (line === null) throw bad("truncated delta: it ends inside its header");
   // Refused before parsing: a deeply nested header costs the parser and the schema stack and time.
@@ -68,7 +68,7 @@ async function readHeader(reader: ByteReader, base: BaseRelease): Promise<{ mani
   if (m.files.reduce((s, f) => s + f.size, 0) > MAX_RELEASE_BYTES) throw bad(`release declares more than ${MAX_RELEASE_BYTES} bytes`);
   for (const p of Object.keys(h.ops)) if (!m.files.some((f) => f.path === p)) throw bad(`refused: ops for ${p}, which is not listed in the manifest`);
   for (const f of m.files) checkOps(f, h.ops[f.path], base);
-  return { manifest: m, ops: h.ops };
+  return { manifest: m, ops: h.ops, signature: h.signature === undefined ? null : new TextEncoder().encode(h.signature) };
 }
 
 /** The ops for `f` must make exactly its size, from whole base blocks that exist. */
@@ -139,7 +139,7 @@ export function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | n
     const count = { n: 0 };
     // Decompressed, a delta is its header and literals: never more than a release and its header.
     const reader = new ByteReader(plainChunks(staging, src, o, count, MAX_RELEASE_BYTES + DELTA_HEADER_MAX + 1, "delta"));
-    const { manifest: m, ops: allOps } = await readHeader(reader, base);
+    const { manifest: m, ops: allOps, signature } = await readHeader(reader, base);
     const blocks: Digests = {};
     const points: FilePoints = {};
     let resumed = 0;
@@ -171,6 +171,6 @@ export function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | n
     if (!(await reader.atEnd())) throw bad("delta upload has bytes after its last op");
     staging.complete(m);
     const size = m.files.reduce((s, f) => s + f.size, 0);
-    return { dir: staging.dir, manifest: m, blocks, points, report: { mode: "delta", bytes_received: count.n, bytes_written: size - kept, bytes_in_place: kept, bytes_resumed: resumed } };
+    return { dir: staging.dir, manifest: m, blocks, points, signature, report: { mode: "delta", bytes_received: count.n, bytes_written: size - kept, bytes_in_place: kept, bytes_resumed: resumed } };
   });
 }

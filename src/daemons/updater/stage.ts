@@ -36,13 +36,14 @@ function entryProblem(e: TarHeader): string | null {
   if (e.path.startsWith("/")) return `absolute path ${e.path}`;
   if (e.path.split("/").includes("..")) return `path ${e.path} escapes the release`;
   if (e.mode & 0o7000) return `${e.path} asks for setuid/setgid/sticky bits (mode ${(e.mode & 0o7777).toString(8)})`;
+  if (e.mode & 0o022) return `${e.path} would be writable by group or others (mode ${(e.mode & 0o7777).toString(8).padStart(4, "0")})`;
   return null;
 }
 
 /** The manifest entry's text, checked: the schema, the release id, the size a release may have. */
 function checkManifestText(text: string): Manifest {
   const r = parseManifest(text);
-  if (!r.ok) throw bad(r.problem, r.issues);
+  if (!r.ok) throw bad(r.issues?.length ? `${r.problem}: ${r.issues[0]}` : r.problem, r.issues);
   const total = r.manifest.files.reduce((s, f) => s + f.size, 0);
   if (total > MAX_RELEASE_BYTES) throw bad(`release declares ${total} bytes, more than ${MAX_RELEASE_BYTES}`);
   return r.manifest;
@@ -104,6 +105,6 @@ export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> |
     await tar.end(MAX_PADDING);
     staging.complete(m, manifestText);
     const size = m.files.reduce((s, f) => s + f.size, 0);
-    return { dir: staging.dir, manifest: m, blocks, points, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
+    return { dir: staging.dir, manifest: m, blocks, points, signature: null, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
   });
 }

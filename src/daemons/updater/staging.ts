@@ -39,6 +39,8 @@ export interface Staged {
   blocks: Digests;
   /** Per file, where a later delta can resume hashing it. */
   points: FilePoints;
+  /** signature.json's bytes as the upload carried them, or null for an unsigned release. */
+  signature: Uint8Array | null;
   report: {
     mode: "full" | "delta";
     bytes_received: number;

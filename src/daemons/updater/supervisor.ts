@@ -1,125 +1,99 @@
 /**
- * Stopping and starting this worker's agent. Finds it by agent.pid and by a
- * /proc scan (a `decnet agent` listening on this worker's address and port,
- * or whose executable, cwd or --install-dir is this install), never another
- * install's. A stop is complete only when no process holds the agent port.
+ * Stopping and starting this worker's agent, by one of two strategies:
+ * spawn (the default: the updater starts `current/decnet agent` itself,
+ * detached, output in agent.spawn.log) or systemd (systemd-supervisor.ts).
+ * Spawn: signals go to exact processes (signal.ts); a stop is complete only
+ * when none of ours holds the agent port; a foreign process that would keep
+ * the new agent from binding is found before the running agent is stopped.
  */
 import { closeSync, openSync, readFileSync, statSync } from "node:fs";
-import { basename, resolve } from "node:path";
-import { writeFileAtomic } from "../../lib/atomic.ts";
+import { join } from "node:path";
 import { agentArgv, type ResolvedUpdaterConfig } from "../../lib/config.ts";
 import { envSnapshot } from "../../lib/env.ts";
-import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { type InstallPaths, RELEASE_BINARY } from "../../lib/paths.ts";
-import { allPids, cmdline, isAlive, listeningInodes, pidsHoldingSockets, readLink } from "../../lib/procfs.ts";
-import { run } from "../../lib/proc.ts";
+import { writePidFile } from "../../lib/pidfile.ts";
+import { readLink } from "../../lib/procfs.ts";
+import { isSame, type Proc, procOf, signalProc } from "../../lib/signal.ts";
 import { timeouts } from "../../lib/timeouts.ts";
-import { join } from "node:path";
+import { AgentFinder } from "./agent-finder.ts";
+import type { AgentControl } from "./ops.ts";
+import { SystemdSupervisor } from "./systemd-supervisor.ts";
 
-const under = (p: string | null, dir: string) => p !== null && (p === dir || p.startsWith(`${dir}/`));
+/**
+ * The strategy `--agent-supervisor` names. `guarded` says whether the
+ * updater holds its guard on the agent port (port-guard.ts).
+ */
+export function createSupervisor(cfg: ResolvedUpdaterConfig, paths: InstallPaths, log: Logger, guarded: () => boolean = () => false): AgentControl {
+  return cfg.agentSupervisor === "systemd" ? new SystemdSupervisor(cfg, paths, log) : new SpawnSupervisor(cfg, paths, log, guarded);
+}
 
-export class Supervisor {
+export class SpawnSupervisor implements AgentControl {
+  private finder: AgentFinder;
+
   constructor(
     private cfg: ResolvedUpdaterConfig,
     private paths: InstallPaths,
     private log: Logger,
-  ) {}
-
-  private pidFromFile(): number | null {
-    try {
-      const n = Number(readFileSync(this.paths.agentPid, "utf8").trim());
-      return Number.isInteger(n) && n > 1 ? n : null;
-    } catch {
-      return null;
-    }
+    private guarded: () => boolean = () => false,
+  ) {
+    this.finder = new AgentFinder(cfg, paths);
   }
 
-  /** Is anything listening on this worker's agent port? One read of /proc/net/tcp*. */
-  portBusy(): boolean {
-    return listeningInodes(this.cfg.host, this.cfg.agentPort).size > 0;
+  agents(): number[] {
+    return this.finder.agents().map((p) => p.pid);
   }
 
   /**
-   * Pids holding this worker's agent port (any process: a port is a port).
-   * Walks every process's fds, so only when the port is actually held.
+   * Kills the agent a crashed operation started, if it is still that process
+   * (`start` from the journal) — or, for a journal without one, if it is ours.
    */
-  portHolders(): number[] {
-    const inodes = listeningInodes(this.cfg.host, this.cfg.agentPort);
-    return inodes.size === 0 ? [] : pidsHoldingSockets(inodes).filter(isAlive);
+  killUnconfirmed(pid: number, start: number | null): void {
+    const p = start === null ? (this.finder.isOurs(pid) ? procOf(pid) : null) : { pid, start };
+    if (p) signalProc(p, "SIGKILL");
   }
 
-  /** Is `pid` a `decnet agent` belonging to this worker? */
-  isOurs(pid: number, holders = this.portHolders()): boolean {
-    const argv = cmdline(pid);
-    // `decnet agent …`, or `<interpreter> …/decnet agent …` for a script release.
-    const i = argv.indexOf("agent");
-    if (i < 1 || i > 2 || !basename(argv[i - 1]!).startsWith("decnet") || !isAlive(pid)) return false;
-    if (holders.includes(pid)) return true;
-    const dir = this.paths.root;
-    if (under(readLink(`/proc/${pid}/exe`), dir) || under(readLink(`/proc/${pid}/cwd`), dir)) return true;
-    const f = argv.findIndex((a) => a === "--install-dir" || a.startsWith("--install-dir="));
-    const named = f < 0 ? null : argv[f]!.includes("=") ? argv[f]!.split("=")[1]! : argv[f + 1];
-    return named !== undefined && named !== null && resolve(named) === dir;
-  }
-
-  /**
-   * Live agents of this worker that can be named without walking every fd on
-   * the machine: the pid file's, and `decnet agent` processes whose
-   * executable, cwd or --install-dir is this install. (Port holders are
-   * found by stop() when the port is still held after these.)
-   */
-  agents(holders: number[] = []): number[] {
-    const found = new Set<number>();
-    const fromFile = this.pidFromFile();
-    if (fromFile && this.isOurs(fromFile, holders)) found.add(fromFile);
-    for (const pid of allPids()) if (pid !== process.pid && this.isOurs(pid, holders)) found.add(pid);
-    return [...found];
-  }
-
-  /** SIGTERM, wait (a zombie counts as dead), then SIGKILL whoever is left. */
-  private async terminate(pids: number[]): Promise<void> {
-    for (const pid of pids) this.signal(pid, "SIGTERM");
+  /** SIGTERM, wait (a zombie counts as dead), then SIGKILL whoever is left — each exactly the process found. */
+  private async terminate(procs: Proc[]): Promise<void> {
+    for (const p of procs) signalProc(p, "SIGTERM");
     const deadline = Date.now() + timeouts.stop();
-    while (pids.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
-    for (const pid of pids.filter(isAlive)) {
-      this.log.warn(`agent pid ${pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
-      this.signal(pid, "SIGKILL");
+    while (procs.some(isSame) && Date.now() < deadline) await Bun.sleep(20);
+    for (const p of procs.filter(isSame)) {
+      this.log.warn(`agent pid ${p.pid} ignored SIGTERM for ${timeouts.stop()} ms; sending SIGKILL`);
+      signalProc(p, "SIGKILL");
     }
   }
 
   /**
-   * Stops every agent of this worker. Complete only when nothing holds the
-   * agent port: a `decnet agent` still holding it (started by hand, no pid
-   * file, elsewhere) is stopped too; anything else holding it is an error.
+   * Stops every agent of this worker. Complete only when none of ours holds
+   * the agent port: a `decnet agent` still holding it (started by hand, no
+   * pid file, elsewhere) is stopped too.
    */
   async stop(): Promise<number[]> {
-    if (this.cfg.agentSupervisor === "systemd") {
-      await this.systemctl("stop");
-      return [];
+    // While the updater holds its guard on the agent port (port-guard.ts), no
+    // other user's socket can conflict with the new agent's bind: a foreign
+    // holder is one that cannot (an IPV6_V6ONLY listener on [::]). Without
+    // the guard, a foreign holder may conflict: refuse now, with the running
+    // agent still running.
+    if (!this.guarded()) {
+      const foreign = this.finder.foreignHolders();
+      if (foreign.length) throw this.finder.heldBy(foreign);
     }
-    const stopped = this.agents();
+    const stopped = this.finder.agents();
     await this.terminate(stopped);
-    const deadline = Date.now() + timeouts.stop() + 5_000;
-    while (this.portBusy()) {
-      const holders = this.portHolders();
-      if (Date.now() > deadline) {
-        throw new DecnetError("install_failed", `agent port ${this.cfg.host}:${this.cfg.agentPort} is still held by pid ${holders.join(", ") || "?"}`, {
-          hint: "a process that is not this worker's decnet agent holds the port; stop it or pick another --agent-port",
-          detail: { holders: holders.map((p) => ({ pid: p, argv: cmdline(p) })) },
-        });
-      }
-      const ours = holders.filter((p) => !stopped.includes(p) && this.isOurs(p, holders));
-      if (ours.length) {
-        await this.terminate(ours);
-        stopped.push(...ours);
+    const deadline = Date.now() + timeouts.portRelease();
+    for (;;) {
+      const holders = this.finder.portHolders();
+      const ours = holders.filter((p) => this.finder.isOurs(p, holders));
+      if (!ours.length) break;
+      if (Date.now() > deadline) throw this.finder.heldBy(ours, true);
+      const left = ours.filter((p) => !stopped.some((s) => s.pid === p)).map(procOf).filter((p): p is Proc => p !== null);
+      if (left.length) {
+        await this.terminate(left);
+        stopped.push(...left);
       } else await Bun.sleep(20);
     }
-    return stopped;
-  }
-
-  private signal(pid: number, sig: NodeJS.Signals): void {
-    try { process.kill(pid, sig); } catch {}
+    return stopped.map((p) => p.pid);
   }
 
   /** Size of agent.spawn.log now, so a probe can quote only what follows. */
@@ -141,13 +115,7 @@ export class Supervisor {
   }
 
   /** Starts `<install-dir>/current/decnet agent …` detached; returns the serving pid. */
-  async start(): Promise<number | null> {
-    if (this.cfg.agentSupervisor === "systemd") {
-      await this.systemctl("restart");
-      const r = await run(["systemctl", "show", "-p", "MainPID", "--value", "decnet-agent"], { timeoutMs: 10_000 });
-      const pid = Number(r.stdout.trim());
-      return pid > 0 ? pid : null;
-    }
+  private start(): number {
     const fd = openSync(this.paths.agentSpawnLog, "a", 0o600);
     try {
       const child = Bun.spawn(
@@ -155,7 +123,7 @@ export class Supervisor {
         { cwd: this.paths.root, detached: true, stdin: "ignore", stdout: fd, stderr: fd, env: envSnapshot() },
       );
       child.unref();
-      writeFileAtomic(this.paths.agentPid, `${child.pid}\n`, 0o644, { durable: false }); // a pid means nothing after a power cut
+      writePidFile(this.paths.agentPid, child.pid);
       this.log.info(`started agent pid ${child.pid} from ${readLink(this.paths.current) ?? "?"}`);
       return child.pid;
     } finally {
@@ -165,16 +133,9 @@ export class Supervisor {
 
   /** Stop, then start; `logOffset` marks where the new agent's output begins. */
   async restart(): Promise<{ pid: number | null; logOffset: number }> {
-    if (this.cfg.agentSupervisor !== "systemd") {
-      const stopped = await this.stop();
-      if (stopped.length) this.log.info(`stopped agent pid ${stopped.join(", ")}`);
-    }
+    const stopped = await this.stop();
+    if (stopped.length) this.log.info(`stopped agent pid ${stopped.join(", ")}`);
     const logOffset = this.logOffset();
-    return { pid: await this.start(), logOffset };
-  }
-
-  private async systemctl(verb: string): Promise<void> {
-    const r = await run(["systemctl", verb, "decnet-agent"], { timeoutMs: timeouts.stop() + 5_000 });
-    if (r.code !== 0) throw new DecnetError("install_failed", `systemctl ${verb} decnet-agent failed: ${(r.spawnError ?? r.stderr).trim()}`);
+    return { pid: this.start(), logOffset };
   }
 }
