@@ -198,3 +198,24 @@ test("a release packed with decnet's own writer stages, with its sizes and diges
     sha: sha256(SCRIPT),
   });
 });
+
+test("a signed release's signature.json, as its second entry, is handed on and never written; anywhere else or oversized it is refused", async () => {
+  using w = world();
+  const sig = '{"format":1}';
+  const signed = gz(tar([man(), { name: "signature.json", data: sig, mode: 0o644 }, script]));
+  const s = await stageUpload(w.paths, new Blob([signed]).stream(), { maxBytes: 1 << 30, contentLength: null });
+  const got = { signature: new TextDecoder().decode(s.signature!), files: readdirSync(s.dir).sort() };
+  rmSync(s.dir, { recursive: true });
+  expect({
+    ...got,
+    unsigned: (await stageUpload(w.paths, new Blob([gz(tar([man(), script]))]).stream(), { maxBytes: 1 << 30, contentLength: null })).signature,
+    third: await w.push(gz(tar([man(), script, { name: "signature.json", data: sig, mode: 0o644 }]))),
+    big: await w.push(gz(tar([man(), { name: "signature.json", data: "x".repeat(5000), mode: 0o644 }, script]))),
+  }).toEqual({
+    signature: sig,
+    files: ["decnet", "manifest.json"],
+    unsigned: null,
+    third: "bad_archive: refused: signature.json must be the archive's second entry, right after manifest.json",
+    big: "bad_archive: signature.json is larger than 4096 bytes",
+  });
+});

@@ -1,13 +1,15 @@
 /**
  * The hostile-input gate for a whole release: stream the uploaded tarball
  * into staging entry by entry, refusing the whole upload on anything not
- * exactly as the manifest (its first entry) says. Decided on the raw tar
+ * exactly as the manifest (its first entry) says; a signed release's
+ * signature.json (its second entry) is handed on for the trust gate. Decided on the raw tar
  * headers: only regular files (and the manifest) pass; the sizes a header
  * declares must be the manifest's before a byte is written; reading stops
  * at end-of-archive. Nothing is written outside staging; the staging scope
  * removes it on any failure.
  */
 import { MANIFEST_MAX_BYTES, type Manifest, type ManifestFile, parseManifest } from "../../protocol/manifest.ts";
+import { SIGNATURE_FILE, SIGNATURE_MAX_BYTES } from "../../protocol/signature.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { paxRecords, type TarHeader, TarReader } from "../../lib/tar-reader.ts";
 import type { Digests } from "./block-index.ts";
@@ -26,7 +28,7 @@ const PAX_MAX = 4096;
  */
 const PAX_KEYS = new Set(["path", "size", "mtime", "atime", "ctime"]);
 /** Everything but the data a release may declare: per file a header, a pax header and padding; the manifest; the end. */
-const OVERHEAD = 64 * (512 + 512 + PAX_MAX + 512) + MANIFEST_MAX_BYTES + 1024 + MAX_PADDING;
+const OVERHEAD = 64 * (512 + 512 + PAX_MAX + 512) + MANIFEST_MAX_BYTES + SIGNATURE_MAX_BYTES + 2048 + MAX_PADDING;
 
 const isRegular = (h: TarHeader) => h.typeflag === "0" || h.typeflag === "\0";
 
@@ -85,9 +87,20 @@ export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> |
     const done = new Map<string, ManifestFile>();
     const blocks: Digests = {};
     const points: FilePoints = {};
-    for (let e = await nextEntry(tar); e; e = await nextEntry(tar)) {
+    let signature: Uint8Array | null = null;
+    let second = true;
+    for (let e = await nextEntry(tar); e; e = await nextEntry(tar), second = false) {
       const problem = entryProblem(e);
       if (problem) throw bad(`refused: ${problem}`);
+      // A signed release's signature.json is its second entry (core/release-sign.ts), read, never written.
+      if (e.path === SIGNATURE_FILE && !m.files.some((f) => f.path === SIGNATURE_FILE)) {
+        if (!second) throw bad(`refused: ${SIGNATURE_FILE} must be the archive's second entry, right after ${RELEASE_MANIFEST}`);
+        if (e.size > SIGNATURE_MAX_BYTES) throw bad(`${SIGNATURE_FILE} is larger than ${SIGNATURE_MAX_BYTES} bytes`);
+        const parts: Uint8Array[] = [];
+        await tar.data((c) => parts.push(c));
+        signature = new Uint8Array(Buffer.concat(parts));
+        continue;
+      }
       const want = m.files.find((f) => f.path === e!.path);
       if (!want) throw bad(`refused: ${e.path} is not listed in the manifest`);
       if (done.has(e.path)) throw bad(`refused: ${e.path} appears twice`);
@@ -105,6 +118,6 @@ export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> |
     await tar.end(MAX_PADDING);
     staging.complete(m, manifestText);
     const size = m.files.reduce((s, f) => s + f.size, 0);
-    return { dir: staging.dir, manifest: m, blocks, points, signature: null, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
+    return { dir: staging.dir, manifest: m, blocks, points, signature, report: { mode: "full", bytes_received: count.n, bytes_written: size, bytes_in_place: 0, bytes_resumed: 0 } };
   });
 }
