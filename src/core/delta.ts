@@ -68,7 +68,8 @@ export async function planDelta(file: string, manifest: Manifest, base: BlocksRe
   const TOO_MUCH = new Error("delta too large");
   try {
     await readTarball(unpacked(file), (e) => {
-      if (e.path === RELEASE_MANIFEST) return e.skip();
+      // Only the manifest's files are rebuilt; manifest.json and a signed release's signature.json travel in the header.
+      if (e.path === RELEASE_MANIFEST || !manifest.files.some((f) => f.path === e.path)) return e.skip();
       const list: DeltaOp[] = (ops[e.path] = []);
       const splitter = new BlockSplitter();
       let block = new Uint8Array(BLOCK_SIZE);

@@ -65,6 +65,16 @@ export function createApp(routes: Routes, log: Logger): App {
     table.set(key, r);
   }
   return async (req, server) => {
+    const res = await answer(req, server);
+    // A refusal may leave the body unread, and Bun would read all of it (a
+    // declared terabyte too) to keep the connection: end the connection
+    // instead. With `Expect: 100-continue` (Bun answers 100 before the app
+    // runs) the client then stops sending at the final answer.
+    if (res.status >= 400 && (req.body !== null || req.headers.has("content-length") || req.headers.has("transfer-encoding"))) res.headers.set("connection", "close");
+    return res;
+  };
+
+  async function answer(req: Request, server?: Server<undefined>): Promise<Response> {
     let key = `${req.method} ?`;
     try {
       let url: URL;
@@ -108,7 +118,7 @@ export function createApp(routes: Routes, log: Logger): App {
       log.error(`${key} failed:`, e);
       return json({ error: { code: "internal", message: "internal error" } }, 500);
     }
-  };
+  }
 }
 
 export interface ListenOptions {

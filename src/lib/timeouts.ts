@@ -36,8 +36,8 @@ export const timeouts = {
   selfConfirm: () => ms("DECNET_SELF_UPDATE_CONFIRM_MS", 20_000),
   /** --daemon: how long to wait for the detached daemon to answer. DECNET_DAEMON_START_TIMEOUT_MS. */
   daemonStart: () => ms("DECNET_DAEMON_START_TIMEOUT_MS", 15_000),
-  /** Updater: an upload that sends nothing for this long is dropped. */
-  uploadStall: () => 60_000,
+  /** Updater: an upload that sends nothing for this long is dropped. DECNET_UPLOAD_STALL_MS. */
+  uploadStall: () => ms("DECNET_UPLOAD_STALL_MS", 60_000),
   /** Updater: after the stop grace, how long the agent port may stay held before a stop fails. */
   portRelease: () => timeouts.stop() + 5_000,
   /** Updater: systemctl show / reset-failed, journalctl: a local D-Bus call, answered in milliseconds. */

@@ -12,6 +12,7 @@ import { z } from "zod";
  * 1 (2026-11-29, additive): GET /blocks?slot=updater, POST /update-self?delta=.
  * 1 (2026-12-02, additive): /update, /update-self and /rollback answers carry `install`
  *   (what the install did, as data); routes defined once in protocol/ (route.ts).
+ * 1 (2026-12-02, additive): the updater's /health carries `leaks: {deleted_fds}`.
  */
 export const PROTOCOL_VERSION = 1;
 export const VERSION_HEADER = "x-decnet-protocol";

@@ -29,6 +29,8 @@ export const UpdaterHealth = z.object({
   self_update: SelfUpdateRecord.nullable().optional(),
   /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
   trust: z.object({ version: z.number().int(), roots: z.array(z.string()), floor: z.string().nullable() }).nullable().optional(),
+  /** Open files of the updater deleted under the install dir (each holds its disk blocks): 0 unless something leaks. */
+  leaks: z.object({ deleted_fds: z.number().int() }).optional(),
 });
 export type UpdaterHealth = z.infer<typeof UpdaterHealth>;
 

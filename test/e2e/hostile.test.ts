@@ -8,8 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { release, until, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
-import { manifest, SCRIPT, sha256, tar, tgz } from "../fixtures/tar.ts";
-import { gzipSync } from "node:zlib";
+import { hostileArchives } from "../fixtures/hostile-archives.ts";
 
 const fleet = useFleet({ workers: 2, start: ["w1"] });
 let w: Worker;
@@ -33,35 +32,7 @@ function snapshot(x: Worker) {
   };
 }
 
-const ok = [{ path: "decnet", data: SCRIPT }];
-const m = (patch = {}) => ({ name: "manifest.json", data: manifest(ok, patch) });
-const script = { name: "decnet", data: SCRIPT, mode: 0o755 };
-
-const cases: Record<string, { body: () => Uint8Array; status: number; message: RegExp }> = {
-  "a .. path": { body: () => tgz([m(), script, { name: "../evil", data: "x" }]), status: 400, message: /escapes the release/ },
-  "an absolute path": { body: () => tgz([m(), script, { name: "/tmp/decnet-evil", data: "x" }]), status: 400, message: /absolute path/ },
-  "a symlink": { body: () => tgz([m(), { name: "decnet", type: "2", linkname: "/bin/sh" }]), status: 400, message: /symlink decnet -> \/bin\/sh/ },
-  "a hard link": { body: () => tgz([m(), { name: "decnet", type: "1", linkname: "/etc/passwd" }]), status: 400, message: /hard link/ },
-  "a device": { body: () => tgz([m(), { name: "decnet", type: "3" }]), status: 400, message: /CharacterDevice entry/ },
-  "a directory": { body: () => tgz([m(), { name: "lib", type: "5", mode: 0o755 }]), status: 400, message: /Directory entry/ },
-  "an entry not in the manifest": { body: () => tgz([m(), script, { name: "extra.txt", data: "x" }]), status: 400, message: /extra.txt is not listed/ },
-  "a sha256 mismatch": { body: () => tgz([m(), { ...script, data: SCRIPT.replace("6.6.6", "6.6.7") }]), status: 400, message: /sha256 mismatch for decnet/ },
-  "a size mismatch": { body: () => tgz([m(), { ...script, data: `${SCRIPT}#` }]), status: 400, message: /size mismatch for decnet/ },
-  "a mode mismatch": { body: () => tgz([m(), { ...script, mode: 0o750 }]), status: 400, message: /mode mismatch/ },
-  "a manifest asking for mode 0777": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0777" }]) }, { ...script, mode: 0o777 }]), status: 400, message: /invalid manifest.json: files.0.mode: .*not writable by group or others/ },
-  "a manifest asking for mode 0666": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0666" }]) }, { ...script, mode: 0o666 }]), status: 400, message: /not writable by group or others/ },
-  "a manifest asking for mode 0775": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "0775" }]) }, { ...script, mode: 0o775 }]), status: 400, message: /not writable by group or others/ },
-  "an entry writable by others": { body: () => tgz([m(), { ...script, mode: 0o757 }]), status: 400, message: /decnet would be writable by group or others \(mode 0757\)/ },
-  "a release id mismatch": { body: () => tgz([m({ id: sha256("not it") }), script]), status: 400, message: /release id mismatch/ },
-  "a manifest asking for setuid": { body: () => tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data: SCRIPT, mode: "4755" }]) }, { ...script, mode: 0o4755 }]), status: 400, message: /invalid manifest.json/ },
-  "a setuid entry": { body: () => tgz([m(), { ...script, mode: 0o4755 }]), status: 400, message: /setuid/ },
-  "no manifest first": { body: () => tgz([script, m()]), status: 400, message: /first entry must be manifest.json/ },
-  "a missing file": { body: () => tgz([m()]), status: 400, message: /archive ends before decnet/ },
-  "a truncated gzip": { body: () => tgz([m(), script]).subarray(0, 200), status: 400, message: /corrupt or truncated|ends before/ },
-  "a corrupt gzip": { body: () => { const b = tgz([m(), script]); b.fill(0x41, 20, 120); return b; }, status: 400, message: /corrupt or truncated/ },
-  "not gzip at all": { body: () => new TextEncoder().encode("hello, updater"), status: 400, message: /corrupt or truncated|manifest/ },
-  "a plain tar with lying sizes": { body: () => new Uint8Array(gzipSync(tar([m(), { ...script, size: 10_000 }]))), status: 400, message: /size mismatch|truncated/ },
-};
+const cases = hostileArchives;
 
 test.each(Object.keys(cases))("an upload with %s is refused with nothing changed", async (name) => {
   const c = cases[name]!;

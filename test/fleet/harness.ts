@@ -75,7 +75,7 @@ export interface Packed {
 const packed = new Map<string, Promise<Packed>>();
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
-export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "agent-execs" | "version-fails" | "preflight-fails"): Promise<Packed> {
+export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "agent-execs" | "version-fails" | "preflight-fails" | "version-forks"): Promise<Packed> {
   let p = packed.get(name);
   if (!p) {
     p = (async () => {

@@ -35,6 +35,24 @@ test("an unchanged stretch with repeated blocks is one copy run from block 0", a
   }
 });
 
+test("a signed release's delta has ops only for the manifest's files: signature.json travels in the header", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "decnet-plan-"));
+  try {
+    const exe = random(4 * BLOCK_SIZE);
+    writeFileSync(join(dir, "manifest.json"), "{}");
+    writeFileSync(join(dir, "signature.json"), '{"format":1}');
+    writeFileSync(join(dir, "decnet"), exe);
+    await writeTarball(join(dir, "r.tar.gz"), dir, ["manifest.json", "signature.json", "decnet"]);
+    const h = new BlockHasher();
+    h.update(exe);
+    const blocks = { release: "b".repeat(64), block_size: BLOCK_SIZE, files: { decnet: { size: exe.byteLength, hashes: Buffer.from(h.finish()).toString("base64") } } };
+    const plan = await planDelta(join(dir, "r.tar.gz"), { files: [{ path: "decnet", mode: "0755", size: exe.byteLength, sha256: "x" }] } as Manifest, blocks);
+    expect(plan?.header.ops).toEqual({ decnet: [["copy", "decnet", 0, 4]] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a hash resumed from a file's points equals the whole file's sha256, and its crc32s are per checkpoint", () => {
   const data = random(3 * CHECKPOINT + 12345);
   const whole = new ResumableHash();

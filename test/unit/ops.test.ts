@@ -200,3 +200,21 @@ test("recovery: a switch the journal shows unconfirmed is undone, staging discar
     staging: [],
   });
 });
+
+test("a rollback onto a release an interrupted push left marked failed, healthy now, marks it good", async () => {
+  using w = world();
+  const [a, b] = [releaseTgz("1.0.0"), releaseTgz("1.0.1")];
+  await w.ops.update(w.stage(a));
+  await w.ops.update(w.stage(b));
+  // b → a pushed again, the updater killed after the switch: recovery puts b back and marks a failed.
+  writeJournal(w.paths, { op: "update", phase: "switched", from: idOf(b), prev: idOf(a), target: idOf(a), pid: null, started_at: "x" });
+  w.ops.set.flip(idOf(a), idOf(b));
+  w.ops.recoverJournal();
+  const before = { slots: w.slots(), status: w.status() };
+  const r = await w.ops.rollback();
+  expect({ before, status: r.status, after: { slots: w.slots(), status: w.status() } }).toEqual({
+    before: { slots: { current: idOf(b), previous: idOf(a) }, status: { [idOf(a)]: "failed", [idOf(b)]: "good" } },
+    status: "rolled-back",
+    after: { slots: { current: idOf(a), previous: idOf(b) }, status: { [idOf(a)]: "good", [idOf(b)]: "good" } },
+  });
+});

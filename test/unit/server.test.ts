@@ -59,3 +59,13 @@ test("route tables are kept sorted, and each daemon serves exactly its protocol 
   for (const k of Object.values(tables)) expect(k).toEqual([...k].sort());
   expect(tables).toEqual({ agent: specs(agentApi), updater: specs(updaterApi), agentLocal: ["GET /health"], updaterLocal: ["GET /health"] });
 });
+
+test("a refusal of a request with a body ends the connection, so an unread body is never drained", async () => {
+  const conn = async (method: string, path: string, body?: string) => (await app(new Request(`http://x${path}`, { method, body }))).headers.get("connection");
+  expect({
+    refusedWithBody: await conn("POST", "/nope", "x".repeat(1000)),
+    invalidBody: await conn("POST", "/echo", '{"n":"x"}'),
+    okWithBody: await conn("POST", "/echo", '{"n":1}'),
+    refusedWithout: await conn("GET", "/nope"),
+  }).toEqual({ refusedWithBody: "close", invalidBody: "close", okWithBody: null, refusedWithout: null });
+});

@@ -143,3 +143,51 @@ test("a held spare keeps the MiB it provably holds; a damaged base is delta_unav
     deletedFds: 0,
   });
 });
+
+test("a delta cut short or corrupt says which, and a deeply nested header is refused before it is parsed", async () => {
+  using w = await setup();
+  const a = noise(MiB + 100, 7);
+  const base = await w.install(await tarball(w.dir, "a", a, "1.0.0"));
+  const next = await tarball(w.dir, "n", changedTail(a, MiB - 1000, 50, 8), "1.0.1");
+  const body = await deltaBody((await planDelta(next.file, next.manifest, (await w.set.blocks(base))!))!);
+  const plain = Bun.gunzipSync(body as Uint8Array<ArrayBuffer>);
+  const headerEnd = plain.indexOf(0x0a);
+  const stageIt = async (b: Uint8Array) =>
+    stageDelta(w.set.paths, w.set.spare, await w.set.base(base), base, new Blob([b]).stream(), opts(b.byteLength)).then(
+      (s) => {
+        rmSync(s.dir, { recursive: true });
+        return "staged";
+      },
+      (e) => `${e.code}: ${e.message}`,
+    );
+  const corrupt = body.slice();
+  corrupt.fill(0x41, 20, 60);
+  // 10^5-deep nesting in 200 kB: refused from a linear scan, not by the parser's stack.
+  const deep = Bun.gzipSync(new TextEncoder().encode(`${"[".repeat(100_000)}${"]".repeat(100_000)}\n`));
+  const t0 = performance.now();
+  const nested = await stageIt(deep);
+  const nestedMs = performance.now() - t0;
+  expect({
+    whole: await stageIt(body),
+    truncatedGzip: await stageIt(body.subarray(0, body.byteLength - 100)),
+    insideHeader: await stageIt(Bun.gzipSync(plain.subarray(0, headerEnd - 10))),
+    insideLiterals: await stageIt(Bun.gzipSync(plain.subarray(0, plain.byteLength - 20))),
+    corrupt: await stageIt(corrupt),
+    notJson: await stageIt(Bun.gzipSync(new TextEncoder().encode("{not json}\n"))),
+    nested,
+    nestedFast: nestedMs < 200,
+    staging: readdirSync(w.set.paths.releases).filter((x) => x.startsWith(".staging")),
+    deletedFds: deletedFds(w.dir),
+  }).toEqual({
+    whole: "staged",
+    truncatedGzip: "bad_archive: truncated delta: the gzip stream ends early",
+    insideHeader: "bad_archive: truncated delta: it ends inside its header",
+    insideLiterals: "bad_archive: truncated delta: it ends 20 bytes before the end of its literals for decnet",
+    corrupt: "bad_archive: corrupt delta: not a valid gzip stream (inflate failed)",
+    notJson: "bad_archive: delta header is not JSON",
+    nested: "bad_archive: delta header nests deeper than 16 levels",
+    nestedFast: true,
+    staging: [],
+    deletedFds: 0,
+  });
+});

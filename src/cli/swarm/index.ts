@@ -7,6 +7,7 @@ export const swarmCommands = {
   list: () => import("./list.ts").then((m) => m.default),
   decommission: () => import("./decommission.ts").then((m) => m.default),
   update: () => import("./update.ts").then((m) => m.default),
+  rollout: () => import("./rollout.ts").then((m) => m.default),
   rollback: () => import("./rollback.ts").then((m) => m.default),
   releases: () => import("./releases.ts").then((m) => m.default),
   operator: () => import("./operator.ts").then((m) => m.default),

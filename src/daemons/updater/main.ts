@@ -7,6 +7,7 @@ import { mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { removeOwnPidFile, writePidFile } from "../../lib/pidfile.ts";
 import { checkNotWritableByOthers } from "../../lib/perms.ts";
 import { buildInfo } from "../../lib/build-info.ts";
+import { deletedFds } from "../../lib/fd-audit.ts";
 import type { ResolvedUpdaterConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { bundlePaths, installPaths, joinPaths } from "../../lib/paths.ts";
@@ -25,6 +26,7 @@ import { createSupervisor } from "./supervisor.ts";
 import { holdGuards } from "./guards.ts";
 import { TrustStore } from "./trust-store.ts";
 import { localHealth } from "../../lib/control-socket.ts";
+import { killRunning } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
@@ -71,7 +73,11 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const sup = createSupervisor(cfg, paths, log, () => guards.agent);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
-  const lock = new OpLock();
+  // After each operation: nothing it opened may still hold a deleted file's blocks.
+  const lock = new OpLock((op) => {
+    const leaks = deletedFds(paths.root);
+    if (leaks.length) log.warn(`after ${op}: ${leaks.length} open file(s) deleted under ${paths.root}, holding ${leaks.reduce((n, l) => n + l.bytes, 0)} bytes: ${leaks.map((l) => `fd ${l.fd} ${l.path}`).join(", ")}`);
+  });
   const self = new SelfOps(cfg, paths, log, guards.inherit, trust);
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
@@ -101,6 +107,8 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   if (trial) log.info(trial);
   log.info(`updater ${deps.info.version} pid ${process.pid} on ${cfg.host}:${cfg.port}, install dir ${paths.root}`);
   onShutdown(() => {
+    // An install check or preflight in flight ends with us (the journal does the rest on the next start).
+    killRunning();
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}

@@ -188,6 +188,8 @@ export class AgentOps {
     this.set.flip(to, from);
     const { pid, t } = await this.restartAndProbe(to);
     if (t.healthy) {
+      // Proven healthy just now: a release recovery marked failed (an interrupted push of it) is good again.
+      this.set.mark(to, "good");
       j.clear();
       this.d.log.info(`rolled back to ${to.slice(0, 12)}, agent pid ${pid}`);
       return { status: "rolled-back", release: { id: to, version: this.versionOf(to) }, previous: from, agent_pid: pid, transcript: t, install: null };

@@ -7,6 +7,7 @@ import { type UpdaterHealth, updaterApi } from "../../protocol/updater.ts";
 import type { BuildInfo } from "../../lib/build-info.ts";
 import type { LocalHealth } from "../../lib/control-socket.ts";
 import { DecnetError } from "../../lib/errors.ts";
+import { deletedFds } from "../../lib/fd-audit.ts";
 import type { Logger } from "../../lib/log.ts";
 import { TRUST_MAX_BYTES, trustSummary } from "../../protocol/trust.ts";
 import type { TrustStore } from "./trust-store.ts";
@@ -19,9 +20,14 @@ import { stageDelta } from "./stage-delta.ts";
 import { stageUpload } from "./stage.ts";
 import type { StageOptions, Staged } from "./staging.ts";
 
-/** The operation lock: one update, rollback or recovery at a time. */
+/**
+ * The operation lock: one update, rollback or recovery at a time. `after`
+ * runs at the end of each operation, however it ended (the fd audit).
+ */
 export class OpLock {
   private name: string | null = null;
+
+  constructor(private after: (op: string) => void = () => {}) {}
 
   get busy(): string | null {
     return this.name;
@@ -33,6 +39,7 @@ export class OpLock {
       return await fn();
     } finally {
       this.name = null;
+      this.after(name);
     }
   }
 
@@ -85,6 +92,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     pid: process.pid,
     busy: d.lock.busy,
     agent: { release: h?.release ?? null, pid: h?.pid ?? null, healthy: h !== null && h.release === current },
+    leaks: { deleted_fds: deletedFds(d.ops.set.paths.root).length },
     self_update: d.self.last(),
     trust: trustSummary(d.trust.get()),
   };

@@ -9,6 +9,7 @@ import { openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { BLOCK_SIZE, blockLen, DELTA_HEADER_MAX, type DeltaHeader, DeltaHeader as HeaderSchema, type DeltaOp } from "../../protocol/delta.ts";
 import { checkManifest, type Manifest, type ManifestFile } from "../../protocol/manifest.ts";
+import { ByteReader } from "../../lib/byte-reader.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { SlotPaths } from "../../lib/paths.ts";
 import type { BaseRelease } from "./base-release.ts";
@@ -16,83 +17,44 @@ import type { Digests } from "./block-index.ts";
 import type { FilePoints } from "./resume-cache.ts";
 import { CHECKPOINT } from "./resumable-hash.ts";
 import type { Spare } from "./spare.ts";
-import { bad, limited, MAX_RELEASE_BYTES, stage, type StageOptions, type Staged, type Staging, uploadBody } from "./staging.ts";
+import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Staged, type Staging, uploadBody } from "./staging.ts";
 import { type Prefix, VerifiedFile } from "./verified-file.ts";
 
 const unavailable = (message: string) => new DecnetError("delta_unavailable", message);
 
-/** Sequential reads over a byte stream: a header line, then exact byte counts. */
-class ByteReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private done = false;
-  constructor(private it: AsyncIterator<Uint8Array>) {}
-
-  private async more(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.done = true;
-      return false;
-    }
-    this.buf = this.buf.byteLength ? Buffer.concat([this.buf, r.value]) : r.value;
-    return true;
-  }
-
-  async line(max: number): Promise<string> {
-    for (;;) {
-      const nl = this.buf.indexOf(0x0a);
-      if (nl >= 0) {
-        const text = Buffer.from(this.buf.subarray(0, nl)).toString("utf8");
-        this.buf = this.buf.subarray(nl + 1);
-        return text;
-      }
-      if (this.buf.byteLength > max) throw bad(`delta header is larger than ${max} bytes`);
-      if (!(await this.more())) throw bad("delta upload ends inside its header");
-    }
-  }
-
-  /** Hands exactly `n` bytes to `sink`, chunk by chunk. */
-  async take(n: number, sink: (c: Uint8Array) => void): Promise<void> {
-    while (n > 0) {
-      if (this.buf.byteLength === 0 && !(await this.more())) throw bad(`delta upload ends ${n} bytes early`);
-      const c = this.buf.subarray(0, Math.min(n, this.buf.byteLength));
-      this.buf = this.buf.subarray(c.byteLength);
-      n -= c.byteLength;
-      sink(c);
-    }
-  }
-
-  async atEnd(): Promise<boolean> {
-    while (this.buf.byteLength === 0) if (!(await this.more())) return true;
-    return false;
-  }
-}
-
 const COPY_CHUNK = BLOCK_SIZE * 64;
 
-/** The gunzipped body as a ByteReader. */
-function plainReader(body: ReadableStream<Uint8Array>, o: StageOptions, count: { n: number }): ByteReader {
-  const compressed = limited(body, o.maxBytes, count, o.signal);
-  const plain = new ReadableStream<Uint8Array>({
-    async pull(ctl) {
-      const r = await compressed.next();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
-    },
-    async cancel() {
-      await compressed.return(undefined);
-    },
-  }).pipeThrough(new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>);
-  return new ByteReader(plain[Symbol.asyncIterator]());
+/** Nesting a delta header needs: {ops: {path: [[op, ...]]}, manifest: {files: [{git...}]}} is 4 deep. */
+const HEADER_MAX_DEPTH = 16;
+
+/** How deeply `text` nests arrays and objects (strings skipped); stops counting past `max`. */
+function jsonDepth(text: string, max: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest && (deepest = depth) > max) return deepest;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
 }
 
 /** Reads the header and checks it, and every op against the sizes, before a byte is written. */
 async function readHeader(reader: ByteReader, base: BaseRelease): Promise<{ manifest: Manifest; ops: DeltaHeader["ops"]; signature: Uint8Array | null }> {
+  const line = await reader.line(DELTA_HEADER_MAX, () => bad(`delta header is larger than ${DELTA_HEADER_MAX} bytes`));
+  if (line === null) throw bad("truncated delta: it ends inside its header");
+  // Refused before parsing: a deeply nested header costs the parser and the schema stack and time.
+  if (jsonDepth(line, HEADER_MAX_DEPTH) > HEADER_MAX_DEPTH) throw bad(`delta header nests deeper than ${HEADER_MAX_DEPTH} levels`);
   let raw: unknown;
   try {
-    raw = JSON.parse(await reader.line(DELTA_HEADER_MAX));
-  } catch (e) {
-    if (e instanceof DecnetError) throw e;
+    raw = JSON.parse(line);
+  } catch {
     throw bad("delta header is not JSON");
   }
   const parsed = HeaderSchema.safeParse(raw);
@@ -175,7 +137,8 @@ export function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | n
   if (!base) throw unavailable(`base release ${baseId.slice(0, 12)} is not kept here`);
   return stage(paths, o, "delta", async (staging) => {
     const count = { n: 0 };
-    const reader = plainReader(src, o, count);
+    // Decompressed, a delta is its header and literals: never more than a release and its header.
+    const reader = new ByteReader(plainChunks(staging, src, o, count, MAX_RELEASE_BYTES + DELTA_HEADER_MAX + 1, "delta"));
     const { manifest: m, ops: allOps, signature } = await readHeader(reader, base);
     const blocks: Digests = {};
     const points: FilePoints = {};
@@ -194,7 +157,8 @@ export function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | n
       kept += file.kept;
       for (const op of ops) {
         if (op[0] === "data") {
-          await reader.take(op[1], (c) => file.write(c));
+          const missing = await reader.take(op[1], (c) => file.write(c));
+          if (missing) throw bad(`truncated delta: it ends ${missing} bytes before the end of its literals for ${f.path}`);
           continue;
         }
         const first = op[2] + Math.min(skip, op[3]);

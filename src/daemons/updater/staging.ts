@@ -1,15 +1,17 @@
 /**
- * What both upload paths (a whole tarball, a delta) share: the upload body
- * read under a size limit and a stall timeout, and a staging dir,
- * releases/.staging-*, that owns every file it opens. The staging is the
- * operation's scope: on any path out of it (success, refusal, client gone,
- * exception) its files are closed, and unless it completed, the dir is
- * removed — by construction, not by a clean-up per call site.
+ * What both upload paths (a whole tarball, a delta) share: a staging dir,
+ * releases/.staging-*, that is the operation's scope. It owns every fd it
+ * opens and what reading the upload holds (the body's reader, its stall
+ * timer and abort listener, the decompressor): on any path out of it
+ * (success, refusal, client gone, timeout, exception) all are released and,
+ * unless it completed, the dir is removed — by construction, not by a
+ * clean-up per call site.
  */
 import { chmodSync, closeSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Manifest } from "../../protocol/manifest.ts";
 import { DecnetError } from "../../lib/errors.ts";
+import { gunzip } from "../../lib/gunzip.ts";
 import { RELEASE_MANIFEST, type SlotPaths } from "../../lib/paths.ts";
 import { timeouts } from "../../lib/timeouts.ts";
 import type { Digests } from "./block-index.ts";
@@ -49,53 +51,17 @@ export interface Staged {
   };
 }
 
-/** Yields the body's chunks, refusing past `max` bytes or after a stall. */
-export async function* limited(body: ReadableStream<Uint8Array>, max: number, count: { n: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
-  const stallMs = timeouts.uploadStall();
-  try {
-    for (;;) {
-      let timer: Timer | undefined;
-      let onAbort: (() => void) | undefined;
-      const stall = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(bad(`upload stalled: nothing received for ${stallMs / 1000} s`)), stallMs);
-        // The client hung up: Bun aborts the request's signal, the body may just stop.
-        onAbort = () => reject(bad("upload ended early: the client disconnected"));
-        if (signal?.aborted) onAbort();
-        else signal?.addEventListener("abort", onAbort, { once: true });
-      });
-      let r: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        r = await Promise.race([reader.read(), stall]);
-      } catch (e) {
-        if (e instanceof DecnetError) throw e;
-        throw bad(`upload ended early: ${(e as Error).message}`);
-      } finally {
-        clearTimeout(timer);
-        if (onAbort) signal?.removeEventListener("abort", onAbort);
-      }
-      if (r.done) return;
-      count.n += r.value.byteLength;
-      if (count.n > max) throw new DecnetError("too_large", `upload is larger than the limit of ${max} bytes`, { detail: { limit: max } });
-      yield r.value;
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
+/** What a staging still holds: 0 and 0 once it has ended. */
+export interface Held {
+  fds: number;
+  /** Clean-ups not run yet: the upload body's reader, its stall timer and abort listener, a decompressor. */
+  cleanups: number;
 }
 
-/** The upload's body, refused at once when it says it is too large. */
-export function uploadBody(body: ReadableStream<Uint8Array> | null, o: StageOptions, what: string): ReadableStream<Uint8Array> {
-  if (!body) throw bad(`empty body: send the ${what}`);
-  if (o.contentLength !== null && o.contentLength > o.maxBytes) {
-    throw new DecnetError("too_large", `upload of ${o.contentLength} bytes is larger than the limit of ${o.maxBytes}`, { detail: { limit: o.maxBytes } });
-  }
-  return body;
-}
-
-export class Staging implements Disposable {
+export class Staging implements AsyncDisposable {
   readonly dir: string;
   private fds = new Set<number>();
+  private cleanups: Array<() => void | Promise<void>> = [];
   private completed = false;
 
   constructor(paths: SlotPaths, tag = `${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) {
@@ -115,6 +81,15 @@ export class Staging implements Disposable {
     if (this.fds.delete(fd)) closeSync(fd);
   }
 
+  /** Runs `fn` when the staging ends, on every path out of it (last registered, first run). */
+  defer(fn: () => void | Promise<void>): void {
+    this.cleanups.push(fn);
+  }
+
+  held(): Held {
+    return { fds: this.fds.size, cleanups: this.cleanups.length };
+  }
+
   /** Every file's mode as the manifest says, and the manifest itself: staging is a release now. */
   complete(manifest: Manifest, manifestText = `${JSON.stringify(manifest, null, 2)}\n`): void {
     for (const f of manifest.files) chmodSync(join(this.dir, f.path), Number.parseInt(f.mode, 8));
@@ -122,7 +97,12 @@ export class Staging implements Disposable {
     this.completed = true;
   }
 
-  [Symbol.dispose](): void {
+  async [Symbol.asyncDispose](): Promise<void> {
+    while (this.cleanups.length) {
+      try {
+        await this.cleanups.pop()!();
+      } catch {}
+    }
     for (const fd of this.fds) {
       try { closeSync(fd); } catch {}
     }
@@ -132,11 +112,77 @@ export class Staging implements Disposable {
 }
 
 /**
+ * The upload's body as chunks, refused past `o.maxBytes` (counted into
+ * `count`), after `timeouts.uploadStall()` with nothing received, or when the
+ * client disconnects. Its reader, stall timer and abort listener belong to
+ * `s`: released on every path out of the staging, whoever stopped reading.
+ */
+export function uploadChunks(s: Staging, body: ReadableStream<Uint8Array>, o: StageOptions, count: { n: number }): AsyncIterableIterator<Uint8Array> {
+  const reader = body.getReader();
+  s.defer(() => reader.cancel().catch(() => {}));
+  const stallMs = timeouts.uploadStall();
+  // A stall or a disconnect cancels the reader, which ends a pending read;
+  // the next read then throws why. (Racing each read against one long-lived
+  // "failed" promise would keep every chunk reachable until the upload ends.)
+  let failure: DecnetError | null = null;
+  const fail = (e: DecnetError) => {
+    failure ??= e;
+    reader.cancel(e).catch(() => {});
+  };
+  const timer = setTimeout(() => fail(bad(`upload stalled: nothing received for ${stallMs / 1000} s`)), stallMs);
+  s.defer(() => clearTimeout(timer));
+  // The client hung up: Bun aborts the request's signal, the body may just stop.
+  const onAbort = () => fail(bad("upload ended early: the client disconnected"));
+  if (o.signal?.aborted) onAbort();
+  else if (o.signal) {
+    o.signal.addEventListener("abort", onAbort, { once: true });
+    s.defer(() => o.signal!.removeEventListener("abort", onAbort));
+  }
+  const next = async (): Promise<IteratorResult<Uint8Array>> => {
+    let r: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      r = await reader.read();
+    } catch (e) {
+      throw failure ?? bad(`upload ended early: ${(e as Error).message}`);
+    }
+    if (failure) throw failure;
+    if (r.done) return { done: true, value: undefined };
+    timer.refresh();
+    count.n += r.value.byteLength;
+    if (count.n > o.maxBytes) throw new DecnetError("too_large", `upload is larger than the limit of ${o.maxBytes} bytes`, { detail: { limit: o.maxBytes } });
+    return { done: false, value: r.value };
+  };
+  const it: AsyncIterableIterator<Uint8Array> = { next, [Symbol.asyncIterator]: () => it };
+  return it;
+}
+
+/** The upload's body, refused at once when it says it is too large. */
+export function uploadBody(body: ReadableStream<Uint8Array> | null, o: StageOptions, what: string): ReadableStream<Uint8Array> {
+  if (!body) throw bad(`empty body: send the ${what}`);
+  if (o.contentLength !== null && o.contentLength > o.maxBytes) {
+    throw new DecnetError("too_large", `upload of ${o.contentLength} bytes is larger than the limit of ${o.maxBytes}`, { detail: { limit: o.maxBytes } });
+  }
+  return body;
+}
+
+/**
+ * The upload decompressed as it is read, under `maxPlain` decompressed bytes;
+ * the decompressor belongs to `s` like the body under it.
+ */
+export function plainChunks(s: Staging, body: ReadableStream<Uint8Array>, o: StageOptions, count: { n: number }, maxPlain: number, what: string): AsyncIterator<Uint8Array> {
+  const plain = gunzip(uploadChunks(s, body, o, count), maxPlain, what);
+  s.defer(async () => {
+    await plain.return(undefined);
+  });
+  return plain;
+}
+
+/**
  * Runs one staging: `fn` fills it and returns the result. Anything but a
  * refusal decnet made itself is reported as a corrupt or truncated `what`.
  */
 export async function stage<T>(paths: SlotPaths, o: StageOptions, what: string, fn: (s: Staging) => Promise<T>): Promise<T> {
-  using s = new Staging(paths, o.tag);
+  await using s = new Staging(paths, o.tag);
   try {
     return await fn(s);
   } catch (e) {
