@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "n
 import { join } from "node:path";
 import { type CliResult, hostDependentRelease, type Packed, release, until, type UpdateRun, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
+import { sqliteMigrations } from "../../src/core/registry-schema.ts";
 
 const fleet = useFleet({ workers: 8, env: { DECNET_PROBE_TIMEOUT_MS: "3000", NO_COLOR: "1" }, start: "all" });
 const names = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => `w${a + i}`);
@@ -355,11 +356,13 @@ test("`rollout list` shows the newest first with their tallies", async () => {
   });
 });
 
-test("a registry changed by a newer decnet (schema version 3) is refused with one line, and left as it is", async () => {
+test("a registry changed by a newer decnet (a schema version past this one's) is refused with one line, and left as it is", async () => {
+  const known = sqliteMigrations.length;
+  const next = known + 1;
   const home = join(fleet.root, "newer-home");
   const made = await fleet.cli(["swarm", "rollout", "list"], { env: { DECNET_HOME: home } });
   const db = new Database(join(home, "swarm.db"));
-  db.exec("INSERT INTO schema_version (version, name, applied_at, applied_by) VALUES (3, 'from a newer decnet', 'later', 'someone')");
+  db.exec(`INSERT INTO schema_version (version, name, applied_at, applied_by) VALUES (${next}, 'from a newer decnet', 'later', 'someone')`);
   db.close();
   const r = await fleet.cli(["swarm", "rollout", "list"], { env: { DECNET_HOME: home } });
   const after = new Database(join(home, "swarm.db"), { readonly: true });
@@ -369,7 +372,7 @@ test("a registry changed by a newer decnet (schema version 3) is refused with on
     made: 0,
     code: 1,
     oneLine: true,
-    line: `decnet: the registry ${join(home, "swarm.db")} is at schema version 3, newer than this decnet knows (2); it was changed by a newer decnet — run a decnet at least as new as the one that last used it`,
-    versions: [{ version: 1 }, { version: 2 }, { version: 3 }],
+    line: `decnet: the registry ${join(home, "swarm.db")} is at schema version ${next}, newer than this decnet knows (${known}); it was changed by a newer decnet — run a decnet at least as new as the one that last used it`,
+    versions: Array.from({ length: next }, (_, i) => ({ version: i + 1 })),
   });
 });
