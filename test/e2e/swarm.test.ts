@@ -55,7 +55,7 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
     table: { w1: ["updated", "—"], w2: ["updated", "—"], w3: ["updated", "—"], w5: ["updated", "—"] },
     release: { id: v2.id, version: v2.version, size, signer: null },
     hosts: { w1: ["updated", null], w2: ["updated", null], w3: ["updated", null], w5: ["updated", null] },
-    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "error_code", "host", "install", "previous", "release_id", "self", "self_transfer", "signer", "transfer"], small: true, id: v2.id, timed: true })),
+    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "error_code", "host", "identity", "install", "previous", "release_id", "self", "self_transfer", "signer", "transfer"], small: true, id: v2.id, timed: true })),
   });
 });
 
