@@ -11,6 +11,7 @@ import type { Digests } from "./block-index.ts";
 import type { FilePoints } from "./resume-cache.ts";
 import { bad, limited, MAX_RELEASE_BYTES, stage, type StageOptions, type Staged, uploadBody } from "./staging.ts";
 import { VerifiedFile } from "./verified-file.ts";
+import { roomForRelease } from "./disk-room.ts";
 
 /** Why a raw tar entry is refused before its data is read, or null. */
 function entryProblem(e: RawEntry): string | null {
@@ -32,8 +33,9 @@ function checkManifestText(text: string): Manifest {
   return r.manifest;
 }
 
-export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
-  const src = uploadBody(body, o, "release .tar.gz");
+export async function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
+  // Disk preflight first (disk-room.ts): the manifest is read ahead, nothing written before the check.
+  const src = await roomForRelease(paths, uploadBody(body, o, "release .tar.gz"), o);
   return stage(paths, o, "archive", async (staging) => {
     const count = { n: 0 };
     let manifest: Manifest | null = null;
