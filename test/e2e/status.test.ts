@@ -10,7 +10,7 @@ import { useFleet } from "../fleet/use-fleet.ts";
 import type { StatusReport } from "../../src/core/swarm/status.ts";
 
 const fleet = useFleet({ workers: 3, start: ["w1", "w2"] });
-let hole: ReturnType<typeof Bun.listen> | undefined;
+let hole: { stop(force?: boolean): void } | undefined;
 let w3: Worker;
 
 beforeAll(async () => {

@@ -9,7 +9,6 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import type { Slot } from "../../protocol/updater.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
-import type { Logger } from "../../lib/log.ts";
 import type { AgentControl } from "./ops.ts";
 
 /** Upper bounds (seconds) of the update duration histogram: a delta takes ~1 s, a full push over a slow link minutes. */
@@ -50,7 +49,7 @@ export class Counters {
 
   constructor(
     private file: string,
-    log?: Pick<Logger, "warn">,
+    log?: { warn: (message: string) => void },
   ) {
     this.data = empty();
     try {

@@ -158,12 +158,31 @@ async function manifestIn(plain: Uint8Array, full: boolean): Promise<Find<Manife
   return m.ok ? { found: m.manifest } : "give-up";
 }
 
+/** A whole tarball's manifest (its first entry) read ahead, null when it cannot be; and the upload to stage. */
+export function peekRelease(body: ReadableStream<Uint8Array>, o: StageOptions): Promise<{ found: Manifest | null; body: ReadableStream<Uint8Array> }> {
+  return peek(body, o, MANIFEST_MAX_BYTES + 64 * 1024, manifestIn);
+}
+
+/** A delta's header read ahead, null when it cannot be; and the upload to stage. */
+export function peekDelta(body: ReadableStream<Uint8Array>, o: StageOptions): Promise<{ found: DeltaHeader | null; body: ReadableStream<Uint8Array> }> {
+  return peek(body, o, DELTA_HEADER_MAX + 1, (plain, full): Find<DeltaHeader> => {
+    const nl = plain.indexOf(0x0a);
+    if (nl < 0) return full ? "give-up" : "more";
+    try {
+      const h = DeltaHeader.safeParse(JSON.parse(Buffer.from(plain.subarray(0, nl)).toString("utf8")));
+      return h.success && checkManifest(h.data.manifest).ok ? { found: h.data } : "give-up";
+    } catch {
+      return "give-up";
+    }
+  });
+}
+
 /**
- * A whole tarball's preflight: its manifest (the first entry) read ahead,
- * the room checked in `paths.releases`' file system. Returns the upload to stage.
+ * A whole tarball's preflight: its manifest read ahead, the room checked in
+ * `paths.releases`' file system. Returns the upload to stage.
  */
 export async function roomForRelease(paths: SlotPaths, body: ReadableStream<Uint8Array>, o: StageOptions): Promise<ReadableStream<Uint8Array>> {
-  const p = await peek(body, o, MANIFEST_MAX_BYTES + 64 * 1024, manifestIn);
+  const p = await peekRelease(body, o);
   if (p.found) await check(paths, p.body, bytesNeeded(p.found, spaceAt(paths.releases).block_bytes));
   return p.body;
 }
@@ -174,16 +193,7 @@ export async function roomForRelease(paths: SlotPaths, body: ReadableStream<Uint
  * 0) needs only what it grows by. Returns the upload to stage.
  */
 export async function roomForDelta(paths: SlotPaths, body: ReadableStream<Uint8Array>, o: StageOptions, inPlace: (path: string, ops: DeltaOp[]) => number): Promise<ReadableStream<Uint8Array>> {
-  const p = await peek(body, o, DELTA_HEADER_MAX + 1, (plain, full): Find<DeltaHeader> => {
-    const nl = plain.indexOf(0x0a);
-    if (nl < 0) return full ? "give-up" : "more";
-    try {
-      const h = DeltaHeader.safeParse(JSON.parse(Buffer.from(plain.subarray(0, nl)).toString("utf8")));
-      return h.success && checkManifest(h.data.manifest).ok ? { found: h.data } : "give-up";
-    } catch {
-      return "give-up";
-    }
-  });
+  const p = await peekDelta(body, o);
   const h = p.found;
   if (h) await check(paths, p.body, bytesNeeded(h.manifest, spaceAt(paths.releases).block_bytes, (path) => inPlace(path, h.ops[path] ?? [])));
   return p.body;

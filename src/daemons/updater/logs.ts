@@ -70,22 +70,17 @@ export function tailFile(path: string, lines: number, maxBytes = LOG_TAIL_MAX_BY
 
 /** The last `lines` lines of `buf`; when it does not start at a line's start, its first partial line is dropped. */
 export function lastLines(buf: Buffer, lines: number, fromStart: boolean): Buffer {
-  let end = buf.length;
-  if (end > 0 && buf[end - 1] === 0x0a) end--;
-  let cut = end;
+  const end = buf.length > 0 && buf[buf.length - 1] === 0x0a ? buf.length - 1 : buf.length;
   let seen = 0;
-  while (cut > 0) {
-    const nl = buf.lastIndexOf(0x0a, cut - 1);
-    if (nl < 0) {
-      cut = fromStart ? 0 : -1;
-      break;
-    }
+  for (let i = end; i > 0; ) {
+    const nl = buf.lastIndexOf(0x0a, i - 1);
+    if (nl < 0) break;
     if (++seen === lines) return buf.subarray(nl + 1);
-    cut = nl;
+    i = nl;
   }
-  // Fewer lines than asked: everything from the file's start, or (cut short by
-  // the byte bound) from the first whole line; one line longer than the bound alone stays.
-  if (cut === 0 || fromStart) return buf;
+  // Fewer lines than asked: all of them from the file's start, or (cut short
+  // by the byte bound) from the first whole one; one line alone longer than the bound stays.
+  if (fromStart) return buf;
   const first = buf.indexOf(0x0a);
   return first >= 0 && first < end ? buf.subarray(first + 1) : buf;
 }
