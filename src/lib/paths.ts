@@ -33,6 +33,8 @@ export function homePaths(home = decnetHome()) {
     masterNext: join(ca, "master.next"),
     masterOld: join(ca, "master.old"),
     db: join(home, "swarm.db"),
+    /** The master's cache of releases by id: block indexes and files (core/release-cache.ts). */
+    releaseCache: join(home, "cache", "releases"),
     defaultAgentDir: join(home, "agent"),
     defaultUpdaterDir: join(home, "updater"),
     trust: trustPaths(join(home, "trust")),
