@@ -6,7 +6,7 @@
  * in one line — while a small release on the same file system goes through.
  */
 import { expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readlinkSync, rmSync, statfsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, packRelease, release, until } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
@@ -59,6 +59,9 @@ test.skipIf(why !== null)("a 110 MB release on a 150 MB tmpfs with 60 MB used: 5
   const refused = await fleet.push(w, big.file);
   const freeAfter = free(w.installDir);
   const row = (await fleet.update(["--host", "w1", "--artifact", big.file])).row("w1");
+  // The updater's own slot is checked the same way.
+  const self = await fleet.request(w, "updater", "/update-self?confirm_self=true", { method: "POST", body: Bun.file(big.file) });
+  const selfBody = (await self.json()) as { error: { code: string } };
   const health = await fleet.health(w);
   const d = refused.body.error?.detail;
   expect({
@@ -72,6 +75,7 @@ test.skipIf(why !== null)("a 110 MB release on a 150 MB tmpfs with 60 MB used: 5
     // Nothing of the release was written: no staging, no journal left, free space as it was.
     written: freeBefore - freeAfter < 64 * 1024,
     releases: readdirSync(w.paths.releases).sort(),
+    self: [self.status, selfBody.error.code, existsSync(w.paths.updater.releases) ? readdirSync(w.paths.updater.releases) : "not even created"],
     journal: readdirSync(w.installDir).includes("state.json"),
     current: readlinkSync(w.paths.current),
     agent: { ...health.agent, pid: health.agent.pid === agentPid && isAlive(agentPid), uptime_s: typeof health.agent.uptime_s },
@@ -86,6 +90,7 @@ test.skipIf(why !== null)("a 110 MB release on a 150 MB tmpfs with 60 MB used: 5
     },
     written: true,
     releases: [tiny.id],
+    self: [507, "insufficient_storage", "not even created"],
     journal: false,
     current: `releases/${tiny.id}`,
     agent: { release: tiny.id, pid: true, healthy: true, uptime_s: "number" },

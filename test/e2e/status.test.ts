@@ -4,8 +4,8 @@
  * connection and never answers — it costs one short timeout, not a queue.
  * JSON with every field, exit 1; the table coloured on a pty, plain without.
  */
-import { beforeAll, expect, test } from "bun:test";
-import { binaries, release, type Worker } from "../fleet/harness.ts";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { binaries, release, until, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 import type { StatusReport } from "../../src/core/swarm/status.ts";
 
@@ -24,6 +24,7 @@ beforeAll(async () => {
   w3 = fleet.worker("w3");
   hole = Bun.listen({ hostname: w3.address, port: 8766, socket: { data() {} } });
 }, 180_000);
+afterAll(() => hole?.stop(true));
 
 test("status --all --json: every field for the live hosts, the silent one unreachable after one timeout, the whole call in about that timeout, exit 1", async () => {
   const v1 = await release("v1");
@@ -101,5 +102,24 @@ test("the table is coloured on a terminal (unreachable red, drift yellow, health
     green: true,
     plain: { code: 1, escapes: false, header: ["HOST", "UPDATER", "AGENT", "AGENT RELEASE", "UPTIME", "DRIFT", "BUSY", "CERTS (UPDATER/AGENT)", "DISK FREE", "ANSWERED IN", "LAST PUSH"], w3: true, why: true },
   });
-  hole?.stop(true);
+});
+
+test("--watch --json prints one report per round until Ctrl-C, then exits with the last round's code", async () => {
+  const p = Bun.spawn([fleet.bin, "swarm", "status", "--watch", "--json", "--timeout-ms", "300"], { env: { ...process.env, ...fleet.env }, cwd: fleet.root, stdout: "pipe", stderr: "pipe" });
+  let seen = "";
+  const reading = (async () => {
+    for await (const c of p.stdout) seen += new TextDecoder().decode(c);
+  })();
+  await until(() => seen.split("\n").filter(Boolean).length >= 2, "two rounds", 15_000);
+  p.kill("SIGINT");
+  const code = await p.exited;
+  await reading;
+  const rounds = seen.trim().split("\n").map((l) => JSON.parse(l) as StatusReport);
+  expect({
+    code,
+    stderr: await new Response(p.stderr).text(),
+    rounds: rounds.length >= 2,
+    apart: Date.parse(rounds[1]!.at) - Date.parse(rounds[0]!.at) >= 2000,
+    hosts: rounds.map((r) => r.hosts.map((h) => [h.host, h.reachable])),
+  }).toEqual({ code: 1, stderr: "", rounds: true, apart: true, hosts: rounds.map(() => [["w1", true], ["w2", true], ["w3", false]]) });
 });

@@ -70,11 +70,15 @@ export async function logs(o: LogsOptions): Promise<void> {
   }
   await ensureMasterIdentity();
   if (o.signal?.aborted) return;
+  // A tail must arrive whole within the request timeout (a worker may trickle); a followed stream has no end.
+  const deadline = o.follow ? null : AbortSignal.timeout(timeouts.logsOpen());
+  const signal = deadline ? (o.signal ? AbortSignal.any([o.signal, deadline]) : deadline) : o.signal;
+  const stopped = () => o.signal?.aborted === true;
   let body: ReadableStream<Uint8Array>;
   try {
-    body = await openLogs(e, { source: o.updater ? "updater" : "agent", lines, follow: Boolean(o.follow) }, o.signal);
+    body = await openLogs(e, { source: o.updater ? "updater" : "agent", lines, follow: Boolean(o.follow) }, signal);
   } catch (err) {
-    if (o.signal?.aborted) return;
+    if (stopped()) return;
     throw err;
   }
   const endpoint = { ...e, role: "updater" as const };
@@ -86,8 +90,9 @@ export async function logs(o: LogsOptions): Promise<void> {
       tooMuch: () => new RemoteError(e.host, "bad_response", `updater answered more than ${LOG_TAIL_MAX_BYTES} bytes of log, the most a tail may have`),
     });
   } catch (err) {
-    if (o.signal?.aborted) return;
+    if (stopped()) return;
     if (err instanceof RemoteError) throw err;
+    if (deadline?.aborted) throw new RemoteError(e.host, "timeout", `the log tail did not arrive within ${Math.round(timeouts.logsOpen() / 1000)} s`, 0, undefined, "raise DECNET_REQUEST_TIMEOUT_MS for a slow link");
     throw transportError(endpoint, err, timeouts.logsOpen());
   }
 }
