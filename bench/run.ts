@@ -8,7 +8,8 @@
  * --bytecode), wall time of full and delta pushes to one host, 12 hosts
  * against 1 (at steady state, where a worker rewrites a pruned release in
  * place, and without that spare, as on a worker's first pushes), rollback, the updater's peak RSS during a full upload against its
- * idle RSS, `decnet version` start-up and an agent's start-up to /health.
+ * idle RSS, `decnet version` start-up and an agent's start-up to /health;
+ * last, in a fleet of its own, a rollout over 24 hosts (bench/rollout.ts).
  * Prints a table, writes JSON.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import type { HostResult } from "../src/core/swarm/push.ts";
 import { agentArgv } from "../src/lib/config.ts";
 import { localHealth } from "../src/lib/control-socket.ts";
 import { isAlive } from "../src/lib/procfs.ts";
+import { measureRollout, ROLLOUT_WORKERS, rolloutRow } from "./rollout.ts";
 
 const OUT = join(ROOT, "bench/results");
 const work = mkdtempSync(join(tmpdir(), "decnet-bench-"));
@@ -221,6 +223,13 @@ const measurements: Array<{ name: string; run: (c: Ctx) => Promise<void> }> = [
       c.r.agent_startup_ms = Math.round(median(ms) * 10) / 10;
     },
   },
+  {
+    // Its own fleet, so the 12-host figures above are untouched: every host seeded with a, w1 alone gets b, then all get the next step.
+    name: `a rollout over ${ROLLOUT_WORKERS} hosts (--canary 1 --batch 25%) against a push to one host; the master's peak RSS by GNU time`,
+    async run(c) {
+      c.r.rollout = await measureRollout({ seed: c.main.a.file, single: c.main.chain[0]!.file, rolled: c.main.chain[1]!.file, log });
+    },
+  },
 ];
 
 /** RUNS delta pushes to `names` with a spare, alternating with RUNS without. */
@@ -290,6 +299,7 @@ async function main() {
     ["updater RSS growth in a full upload", `${r.updater_rss_growth_mb} MB (idle ${r.updater_rss_idle_mb} MB, peak ${r.updater_rss_peak_mb} MB)`, "≤ 48 MB"],
     ["`decnet version` start-up (median)", `${r.version_startup_ms.default} ms; ${r.version_startup_ms.with_bytecode} ms with --bytecode`, "—"],
     ["agent start-up to /health (median)", `${r.agent_startup_ms} ms`, "—"],
+    rolloutRow(r.rollout),
   ];
   const w = Math.max(...rows.map((x) => x[0].length));
   const v = Math.max(...rows.map((x) => x[1].length));

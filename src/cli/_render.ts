@@ -9,7 +9,10 @@ import { out as write } from "../lib/stdio.ts";
 
 const tty = () => isatty(1) && !env("NO_COLOR");
 
-const COLOURS: Record<string, string> = { updated: "32", unchanged: "32", ok: "32", "rolled-back": "33", decommissioned: "90", error: "31" };
+const COLOURS: Record<string, string> = {
+  updated: "32", unchanged: "32", ok: "32", done: "32", "rolled-back": "33", reverted: "33", interrupted: "33", halted: "31",
+  decommissioned: "90", pending: "90", skipped: "90", aborted: "90", error: "31", failed: "31",
+};
 
 /** A cell coloured by paint(): the one kind of cell table() does not clean. */
 export class Painted {
@@ -79,9 +82,12 @@ export function out(text: string): void {
  * bidi overrides, which some terminals act on: those are escaped too (\u…),
  * so the output stays valid JSON with the same values.
  */
-export function printJson(v: unknown): void {
-  const text = JSON.stringify(v, null, 2).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+export function printJson(v: unknown, indent: 2 | 0 = 2): void {
+  const text = JSON.stringify(v, null, indent || undefined).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   write(`${text}\n`);
 }
+
+/** One JSON value on one line (NDJSON), escaped as printJson escapes. */
+export const printJsonLine = (v: unknown): void => printJson(v, 0);
 
 export const short = (id: string | null | undefined) => (id ? id.slice(0, 12) : "—");

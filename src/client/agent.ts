@@ -6,4 +6,4 @@ import { call, type Endpoint } from "./http.ts";
 export type AgentEndpoint = Omit<Endpoint, "role">;
 const ep = (e: AgentEndpoint): Endpoint => ({ ...e, role: "agent" });
 
-export const agentHealth = (e: AgentEndpoint) => call(ep(e), agentApi.health, { timeoutMs: timeouts.request() });
+export const agentHealth = (e: AgentEndpoint, signal?: AbortSignal) => call(ep(e), agentApi.health, { timeoutMs: timeouts.request(), signal });

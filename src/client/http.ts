@@ -69,6 +69,11 @@ export function transportError(e: Endpoint, err: unknown, timeoutMs: number): Re
   return new RemoteError(e.host, "unreachable", `request to ${where} failed: ${msg}`);
 }
 
+/** The operator stopped the request; the worker's journal finishes or undoes what it had started. */
+export function aborted(e: Endpoint): RemoteError {
+  return new RemoteError(e.host, "aborted", `the request to the ${e.role} at ${e.address}:${e.port} was aborted by the operator`);
+}
+
 /** An error answer of any shape (error body, other JSON, text, empty) → RemoteError. */
 function answerError(e: Endpoint, status: number, text: string): RemoteError {
   let parsed: unknown;
@@ -123,11 +128,13 @@ export interface CallOptions<S extends RouteSpec> {
   bundle?: Bundle;
   /** Called once when the worker speaks another protocol version. */
   onVersionMismatch?: (theirs: string) => void;
+  /** The operator's abort (a rollout's second Ctrl-C): the request stops, as RemoteError `aborted`. */
+  signal?: AbortSignal;
 }
 
 export async function call<S extends RouteSpec>(e: Endpoint, spec: S, o: CallOptions<S>): Promise<ResponseOf<S>> {
   const tls = clientTls(o.bundle ?? masterBundle(), expectedCn(e));
-  const signal = AbortSignal.timeout(o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([AbortSignal.timeout(o.timeoutMs), o.signal]) : AbortSignal.timeout(o.timeoutMs);
   const path = pathWithQuery(spec, o.query as Record<string, string> | undefined);
   let res: Response;
   let text: string;
@@ -146,6 +153,7 @@ export async function call<S extends RouteSpec>(e: Endpoint, spec: S, o: CallOpt
     if (theirs && theirs !== String(PROTOCOL_VERSION)) o.onVersionMismatch?.(theirs);
     text = await readAnswer(e, res, spec.answerLimit ?? ANSWER_LIMIT);
   } catch (err) {
+    if (o.signal?.aborted) throw aborted(e);
     throw transportError(e, err, o.timeoutMs);
   }
   if (res.status < 200 || res.status > 299) throw answerError(e, res.status, text);

@@ -3,24 +3,24 @@ import { open } from "node:fs/promises";
 import { type Slot, type UpdaterHealth, updaterApi } from "../protocol/updater.ts";
 import { RemoteError } from "../lib/errors.ts";
 import { timeouts } from "../lib/timeouts.ts";
-import { call, type Endpoint, openText } from "./http.ts";
+import { aborted, call, type Endpoint, openText } from "./http.ts";
 
 export type UpdaterEndpoint = Omit<Endpoint, "role">;
 const ep = (e: UpdaterEndpoint): Endpoint => ({ ...e, role: "updater" });
 
-export const updaterHealth = (e: UpdaterEndpoint) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request() });
+export const updaterHealth = (e: UpdaterEndpoint, signal?: AbortSignal) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request(), signal });
 /** /health within `timeoutMs` (`swarm status`: a dead host costs one short timeout). */
 export const updaterHealthWithin = (e: UpdaterEndpoint, timeoutMs: number) => call(ep(e), updaterApi.health, { timeoutMs });
 /** GET /logs as a byte stream; with `follow` it goes on until `signal` or the updater ends it. */
 export const openLogs = (e: UpdaterEndpoint, q: { source: "agent" | "updater"; lines: number; follow: boolean }, signal?: AbortSignal) =>
   openText(ep(e), updaterApi.logs, { query: { source: q.source, lines: String(q.lines), follow: q.follow ? "1" : "0" }, timeoutMs: timeouts.logsOpen(), signal });
-export const releases = (e: UpdaterEndpoint) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request() });
+export const releases = (e: UpdaterEndpoint, signal?: AbortSignal) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request(), signal });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), updaterApi.rollback, { timeoutMs: timeouts.rollback() });
 /** POST /trust: one trust document, exactly as trust.json holds it. */
 export const pushTrust = (e: UpdaterEndpoint, text: string) =>
   call(ep(e), updaterApi.trust, { body: new TextEncoder().encode(text), headers: { "content-type": "application/json" }, timeoutMs: timeouts.request() });
-export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent") =>
-  call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request() });
+export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent", signal?: AbortSignal) =>
+  call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request(), signal });
 
 /**
  * A file as a stream of 1 MiB reads: a sixteenth of the chunks (and of the
@@ -57,6 +57,8 @@ export interface Upload {
   /** A signed release older than the running one may go in (never below the floor). */
   allowDowngrade?: boolean;
   onBytes?: (sent: number, total: number | null) => void;
+  /** Stops the upload (and the wait for its answer) mid-way. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
     body: counted,
     headers: { "content-type": "application/gzip", ...(u.length === null ? {} : { "content-length": String(u.length) }) },
     timeoutMs: timeouts.upload(u.length ?? 0),
+    signal: u.signal,
   };
   const allow_downgrade = u.allowDowngrade ? ("true" as const) : undefined;
   const result = u.slot === "updater"
@@ -94,13 +97,14 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
  * again (RemoteError `self_rolled_back`, with its last words) — or throws at
  * the deadline.
  */
-export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number): Promise<UpdaterHealth> {
+export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string, timeoutMs: number, signal?: AbortSignal): Promise<UpdaterHealth> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   let wait = 100;
   while (Date.now() < deadline) {
+    if (signal?.aborted) throw aborted(ep(e));
     try {
-      const h = await updaterHealth(e);
+      const h = await updaterHealth(e, signal);
       if (h.release === release && h.self_update?.outcome !== "trial") return h;
       const s = h.self_update;
       if (s?.target === release && s.outcome === "rolled-back") {
@@ -109,7 +113,7 @@ export async function waitForUpdaterRelease(e: UpdaterEndpoint, release: string,
       }
       last = `it still reports release ${h.release?.slice(0, 12) ?? "none"}`;
     } catch (err) {
-      if (err instanceof RemoteError && err.code === "self_rolled_back") throw err;
+      if (err instanceof RemoteError && (err.code === "self_rolled_back" || err.code === "aborted")) throw err;
       last = err instanceof Error ? err.message : err;
     }
     await Bun.sleep(wait);

@@ -3,31 +3,11 @@
  * (serial, subject, expiry, revocation), the CRL's number, pending joins, and
  * an event log (who did what, when). All of the identity SQL is here.
  */
-import { Database } from "bun:sqlite";
-import { dirname } from "node:path";
-import { ensurePrivateDir, homePaths } from "../lib/paths.ts";
+import type { Database } from "bun:sqlite";
+import { homePaths } from "../lib/paths.ts";
 import { os } from "../lib/os-user.ts";
 import type { Issued, LeafRole } from "./ca.ts";
-
-/** Tables are created if absent; numbered migrations may take this over. */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS certs (
-  serial TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, cn TEXT NOT NULL, spki TEXT NOT NULL,
-  not_before TEXT NOT NULL, not_after TEXT NOT NULL, issued_at TEXT NOT NULL, issued_by TEXT NOT NULL,
-  revoked_at TEXT, revoked_by TEXT, revoke_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS certs_by_name ON certs (name, role);
-CREATE TABLE IF NOT EXISTS crl_state (
-  id INTEGER PRIMARY KEY CHECK (id = 1), number INTEGER NOT NULL, this_update TEXT NOT NULL, next_update TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS joins (
-  host TEXT PRIMARY KEY, secret TEXT, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-  state TEXT NOT NULL, bound_keys TEXT, updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS identity_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, operator TEXT NOT NULL,
-  action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL
-);`;
+import { openSqlite } from "./registry-schema.ts";
 
 /** Why a certificate left service; each maps to an RFC 5280 reason code in the CRL. */
 export type RevokeReason = "decommissioned" | "superseded" | "operator-revoked" | "key-compromise";
@@ -81,10 +61,8 @@ export class IdentityStore implements Disposable {
     file = homePaths().db,
     private readonly who = os.operator(),
   ) {
-    ensurePrivateDir(dirname(file));
-    this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
-    this.db.exec(SCHEMA);
+    // The tables are migration 1 (registry-schema.ts).
+    this.db = openSqlite(file, () => who);
   }
 
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE: a second master waits instead of racing). */

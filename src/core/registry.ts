@@ -1,10 +1,12 @@
 /**
- * Hosts and push history in bun:sqlite (~/.decnet/swarm.db). The only SQL in
- * the codebase.
+ * Hosts and push history in bun:sqlite (~/.decnet/swarm.db); the schema and
+ * its migrations are in registry-schema.ts.
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { DecnetError } from "../lib/errors.ts";
-import { ensurePrivateDir, homePaths } from "../lib/paths.ts";
+import { os } from "../lib/os-user.ts";
+import { homePaths } from "../lib/paths.ts";
+import { openSqlite } from "./registry-schema.ts";
 
 export interface Host {
   name: string;
@@ -31,20 +33,10 @@ export interface Push {
   at: string;
   duration_ms: number;
   bytes_sent: number;
+  /** The rollout this push was part of (every `swarm update` is one). */
+  rollout_id?: string | null;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS hosts (
-  name TEXT PRIMARY KEY, address TEXT NOT NULL, sans TEXT NOT NULL,
-  agent_port INTEGER NOT NULL, updater_port INTEGER NOT NULL, enrolled_at TEXT NOT NULL,
-  has_updater INTEGER NOT NULL, decommissioned_at TEXT,
-  last_release TEXT, last_result TEXT, last_pushed_at TEXT
-);
-CREATE TABLE IF NOT EXISTS pushes (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, kind TEXT NOT NULL,
-  release_id TEXT, version TEXT, outcome TEXT NOT NULL, detail TEXT NOT NULL,
-  operator TEXT NOT NULL, at TEXT NOT NULL, duration_ms INTEGER NOT NULL, bytes_sent INTEGER NOT NULL
-);`;
 
 export function duplicateHost(name: string): DecnetError {
   return new DecnetError("failed", `host ${name} is already enrolled`, { hint: "pick another --host name (see `decnet swarm list`)" });
@@ -55,12 +47,10 @@ type HostRow = Omit<Host, "sans" | "has_updater"> & { sans: string; has_updater:
 const toHost = (r: HostRow): Host => ({ ...r, sans: JSON.parse(r.sans) as string[], has_updater: r.has_updater === 1 });
 
 export class Registry implements Disposable {
-  private db: Database;
+  /** Open to the rollout store (registry-rollouts.ts), which shares this connection and its transactions. */
+  readonly db: Database;
   constructor(file = homePaths().db) {
-    ensurePrivateDir(homePaths().home);
-    this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
-    this.db.exec(SCHEMA);
+    this.db = openSqlite(file, () => os.operator());
   }
 
   addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at">): void {
@@ -98,9 +88,9 @@ export class Registry implements Disposable {
   recordPush(p: Push): void {
     const tx = this.db.transaction(() => {
       this.db
-        .query(`INSERT INTO pushes (host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent)
-                VALUES ($host, $kind, $release_id, $version, $outcome, $detail, $operator, $at, $duration_ms, $bytes_sent)`)
-        .run({ ...p });
+        .query(`INSERT INTO pushes (host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent, rollout_id)
+                VALUES ($host, $kind, $release_id, $version, $outcome, $detail, $operator, $at, $duration_ms, $bytes_sent, $rollout_id)`)
+        .run({ ...p, rollout_id: p.rollout_id ?? null });
       this.db
         .query(`UPDATE hosts SET last_result = $outcome, last_pushed_at = $at,
                 last_release = CASE WHEN $ok THEN $release_id ELSE last_release END WHERE name = $host`)

@@ -33,6 +33,10 @@ export function homePaths(home = decnetHome()) {
     masterNext: join(ca, "master.next"),
     masterOld: join(ca, "master.old"),
     db: join(home, "swarm.db"),
+    /** Releases the master built, packed or keeps: a push's own (deleted after it), a rollout's until it is done or aborted. */
+    cache: join(home, "cache"),
+    /** A rollout's release, kept so `swarm rollout resume` sends the very same bytes. */
+    rolloutRelease: (id: string) => join(home, "cache", "rollouts", `${id}.tar.gz`),
     /** The master's cache of releases by id: block indexes and files (core/release-cache.ts). */
     releaseCache: join(home, "cache", "releases"),
     defaultAgentDir: join(home, "agent"),

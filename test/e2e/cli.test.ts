@@ -75,6 +75,16 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const both = await fleet.cli(["swarm", "update", "--host", "w1", "--all", "--dry-run"]);
     expect({ code: both.code, oneLine: oneLine(both) }).toEqual({ code: 2, oneLine: true });
   },
+  async "swarm rollout"() {
+    const list = await fleet.cli(["swarm", "rollout", "list", "--json"]);
+    const show = await fleet.cli(["swarm", "rollout", "show", "nope"]);
+    const abort = await fleet.cli(["swarm", "rollout", "abort"]);
+    expect({ list: [list.code, JSON.parse(list.stdout)], show: [show.code, show.stderr], abort: [abort.code, oneLine(abort)] }).toEqual({
+      list: [0, []],
+      show: [2, "decnet: no rollout nope — see `decnet swarm rollout list`\n"],
+      abort: [2, true],
+    });
+  },
   async "swarm rollback"() {
     const r = await fleet.cli(["swarm", "rollback", "--host", "ghost"]);
     expect({ code: r.code, line: r.stderr }).toEqual({ code: 2, line: "decnet: no host named ghost is enrolled — see `decnet swarm list`\n" });

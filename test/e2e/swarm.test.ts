@@ -46,16 +46,16 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
   expect({
     codes: [table.code, json.code],
     table: rows(table),
-    release: report.release,
+    release: report.release as object,
     hosts: Object.fromEntries(report.hosts.map((h) => [h.host, [h.agent, h.self]])),
     // The second push of the same release is a delta of nothing but a header.
     fields: report.hosts.map((h) => ({ keys: Object.keys(h).sort(), small: h.bytes_sent > 0 && h.bytes_sent < size / 100, id: h.release_id, timed: h.duration_ms > 0 })),
   }).toEqual({
     codes: [0, 0],
     table: { w1: ["updated", "—"], w2: ["updated", "—"], w3: ["updated", "—"], w5: ["updated", "—"] },
-    release: { id: v2.id, version: v2.version, size },
+    release: { id: v2.id, version: v2.version, size, signer: null },
     hosts: { w1: ["updated", null], w2: ["updated", null], w3: ["updated", null], w5: ["updated", null] },
-    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "host", "install", "release_id", "self", "self_transfer", "transfer"], small: true, id: v2.id, timed: true })),
+    fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "error_code", "host", "install", "previous", "release_id", "self", "self_transfer", "signer", "transfer"], small: true, id: v2.id, timed: true })),
   });
 });
 
@@ -72,7 +72,13 @@ test("a mix of outcomes in one run (healthy, rolled back, unreachable) gives the
     w3SaysWhat: hosts.w3!.detail!.startsWith(`connection refused by ${w3!.address}:8766`) && hosts.w3!.detail!.includes("decnet updater --daemon"),
   }).toEqual({ code: 1, outcomes: { w1: "updated", w2: "rolled-back", w3: "error" }, w2SaysWhy: true, w3SaysWhat: true });
   const table = await fleet.cli(["swarm", "update", "--host", "w3", "--artifact", mixed.file]);
-  expect({ code: table.code, rows: rows(table), stderr: table.stderr.trim().split("\n").at(-1) }).toEqual({ code: 1, rows: { w3: ["error", "—"] }, stderr: "decnet: 1 of 1 host(s) not updated — see the detail column" });
+  // Every update is a rollout (DESIGN §12): an unreachable host is skipped, not a release failure, and the summary counts each kind.
+  const summary = table.stderr.trim().split("\n").at(-1)!;
+  expect({ code: table.code, rows: rows(table), stderr: summary.replace(/rollout [0-9a-f]{8}/, "rollout ID") }).toEqual({
+    code: 1,
+    rows: { w3: ["skipped", "—"] },
+    stderr: "decnet: rollout ID done: 0 updated, 0 failed, 1 skipped (unreachable), 0 pending — see the detail column",
+  });
 });
 
 test("--dry-run with every worker down succeeds and lists the release and the hosts", async () => {

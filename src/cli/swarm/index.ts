@@ -6,6 +6,7 @@ export const swarmCommands = {
   list: () => import("./list.ts").then((m) => m.default),
   decommission: () => import("./decommission.ts").then((m) => m.default),
   update: () => import("./update.ts").then((m) => m.default),
+  rollout: () => import("./rollout.ts").then((m) => m.default),
   rollback: () => import("./rollback.ts").then((m) => m.default),
   releases: () => import("./releases.ts").then((m) => m.default),
   status: () => import("./status.ts").then((m) => m.default),

@@ -1,13 +1,14 @@
-/** `decnet swarm update`: push a release to hosts and print one row per host. */
+/** `decnet swarm update`: push a release to hosts as a rollout and print one row per host. */
 import { defineCommand } from "citty";
 import { action, listArg } from "../_action.ts";
-import { jsonArg } from "../_args.ts";
-import { progressPrinter } from "../_progress.ts";
-import { out, paint, printJson, short, table } from "../_render.ts";
+import { out, printJson, short } from "../_render.ts";
 import { err } from "../../lib/stdio.ts";
+import { rolloutOutputArgs, rolloutSession } from "./_rollout.ts";
+
+const str = (v: unknown) => (v === undefined ? undefined : String(v));
 
 export default defineCommand({
-  meta: { name: "update", description: "Push a release to hosts (agent first)" },
+  meta: { name: "update", description: "Push a release to hosts (agent first), as a rollout" },
   args: {
     host: { type: "string", description: "Host name, or a comma-separated list (repeatable)" },
     all: { type: "boolean", description: "Every host not decommissioned" },
@@ -16,17 +17,21 @@ export default defineCommand({
     full: { type: "boolean", description: "Send the whole release, not a delta against what the host has" },
     "include-self": { type: "boolean", description: "Then update each host's updater (only where the agent updated)" },
     "allow-downgrade": { type: "boolean", description: "Let a signed release older than what a host runs in (never below its floor)" },
-    "dry-run": { type: "boolean", description: "Show the release and the hosts; touch no network" },
+    "dry-run": { type: "boolean", description: "Show the release, the hosts and the batches; touch no network" },
     concurrency: { type: "string", description: "Hosts pushed at once (default 8)" },
-    ...jsonArg,
+    canary: { type: "string", description: "First push to N hosts, or to HOST,... (a batch of their own)" },
+    batch: { type: "string", description: "Then N hosts, or P% of all, per batch (default: the rest in one)" },
+    "max-failures": { type: "string", description: "Release failures allowed, N or P%, before it halts (default 0 with --canary/--batch)" },
+    "max-unreachable": { type: "string", description: "Unreachable hosts allowed, N or P%, before it halts (default: no limit)" },
+    pause: { type: "string", description: "Wait between batches (30s, 5m, 1h)" },
+    "halt-rollback": { type: "boolean", description: "On a halt, roll the hosts this rollout updated back to their previous release" },
+    ...rolloutOutputArgs,
   },
   run: action(async ({ args }) => {
     const { update } = await import("../../core/swarm/update.ts");
-    const hosts = listArg(args.host);
-    const progress = args.json || args["dry-run"] ? null : progressPrinter(hosts.length ? hosts : ["…"]);
-    let printer = progress;
+    using session = rolloutSession({ json: args.json, events: args.events });
     const report = await update({
-      hosts,
+      hosts: listArg(args.host),
       all: Boolean(args.all),
       includeSelf: Boolean(args["include-self"]),
       full: Boolean(args.full),
@@ -35,25 +40,28 @@ export default defineCommand({
       dryRun: Boolean(args["dry-run"]),
       concurrency: args.concurrency === undefined ? undefined : Number(args.concurrency),
       allowDowngrade: Boolean(args["allow-downgrade"]),
+      canary: str(args.canary),
+      batch: str(args.batch),
+      maxFailures: str(args["max-failures"]),
+      maxUnreachable: str(args["max-unreachable"]),
+      pause: str(args.pause),
+      haltRollback: Boolean(args["halt-rollback"]),
+      stop: session.stop,
+      abort: session.abort,
       onRelease: (r, signer) => {
-        if (!args.json) err(`release ${r.manifest.version} ${short(r.manifest.id)} (${(r.size / 1e6).toFixed(1)} MB) from ${r.source}, ${signer ? `signed by signing key ${signer}` : "unsigned"}\n`);
+        if (!args.json && !args.events) err(`release ${r.manifest.version} ${short(r.manifest.id)} (${(r.size / 1e6).toFixed(1)} MB) from ${r.source}, ${signer ? `signed by signing key ${signer}` : "unsigned"}\n`);
       },
-      onProgress: (p) => {
-        if (!printer && !args.json && !args["dry-run"]) printer = progressPrinter([p.host]);
-        printer?.onProgress(p);
-      },
+      onEvent: session.onEvent,
+      onProgress: session.onProgress,
     });
-    printer?.finish();
     if (report.dryRun) {
-      if (args.json) return printJson({ release: report.release, dry_run: true, hosts: report.targets });
-      return out(`dry run: would push ${report.release.version} ${short(report.release.id)} (${report.release.size} bytes) to ${report.targets.length} host(s):\n${report.targets.map((t) => `  ${t.host}  ${t.address}`).join("\n")}`);
+      const { batches, canaries, settings: { limits } } = report.plan;
+      if (args.json) return printJson({ release: report.release, dry_run: true, hosts: report.targets, rollout: { batches, canaries, limits } });
+      const plan = batches.length > 1 || limits.failures !== null || limits.unreachable !== null
+        ? `\n${batches.map((b, i) => `  batch ${i + 1}${canaries && i === 0 ? " (canaries)" : ""}: ${b.join(", ")}`).join("\n")}\nhalts past ${limits.failures ?? "any number of"} release failure(s) or ${limits.unreachable ?? "any number of"} unreachable host(s)`
+        : "";
+      return out(`dry run: would push ${report.release.version} ${short(report.release.id)} (${report.release.size} bytes) to ${report.targets.length} host(s):\n${report.targets.map((t) => `  ${t.host}  ${t.address}`).join("\n")}${plan}`);
     }
-    if (args.json) printJson({ release: { id: report.release.id, version: report.release.version, size: report.release.size, signer: report.release.signer }, hosts: report.hosts });
-    else out(table(["host", "address", "agent", "self", "detail"], report.hosts.map((h) => [h.host, h.address, paint(h.agent), h.self === null ? "—" : paint(h.self), h.detail])));
-    const failed = report.hosts.filter((h) => h.agent !== "updated" || h.self === "error" || h.self === "rolled-back").length;
-    if (failed) {
-      if (!args.json) err(`decnet: ${failed} of ${report.hosts.length} host(s) not updated — see the detail column\n`);
-      process.exitCode = 1;
-    }
+    session.end({ release: { id: report.release.id, version: report.release.version, size: report.release.size, signer: report.release.signer }, hosts: report.hosts, rollout: report.rollout! }, new Map(report.targets.map((t) => [t.host, t.address])));
   }),
 });

@@ -47,6 +47,16 @@ export interface HostResult {
   install: InstallReport | null;
   /** The signing key that signed what was sent, or null when it was unsigned. */
   signer: string | null;
+  /**
+   * Why the row is not all updated: the worker's error code, a transport
+   * code (unreachable, timeout, handshake, identity), aborted (the operator
+   * stopped it), unhealthy (the agent failed the outside check after the
+   * switch); the updater's code when only the self-update failed. null when
+   * everything went in. What a rollout's budget counts (core/rollout/budget).
+   */
+  error_code: string | null;
+  /** The release the agent ran before this push switched it (what --halt-rollback returns it to). */
+  previous: string | null;
   bytes_sent: number;
   duration_ms: number;
 }
@@ -62,7 +72,7 @@ export type Progress =
 export interface WorkerClient {
   releases: typeof releases;
   updaterHealth: typeof updaterHealth;
-  blocks: (e: UpdaterEndpoint, release: string, slot: Slot) => Promise<BlocksResponse>;
+  blocks: (e: UpdaterEndpoint, release: string, slot: Slot, signal?: AbortSignal) => Promise<BlocksResponse>;
   upload: typeof upload;
   waitForUpdaterRelease: typeof waitForUpdaterRelease;
   agentHealth: typeof agentHealth;
@@ -74,29 +84,29 @@ export const workerClient: WorkerClient = { releases, updaterHealth, blocks, upl
 interface Target {
   slot: Slot;
   /** The release that slot runs: what a delta is made against. */
-  base(c: WorkerClient, e: UpdaterEndpoint): Promise<string | null>;
+  base(c: WorkerClient, e: UpdaterEndpoint, signal?: AbortSignal): Promise<string | null>;
   /** Why there is no base, for the row. */
   noBase: string;
 }
 
-const AGENT: Target = { slot: "agent", base: async (c, e) => (await c.releases(e)).current, noBase: "no release there yet" };
-const UPDATER: Target = { slot: "updater", base: async (c, e) => (await c.updaterHealth(e)).release, noBase: "the updater runs no release yet" };
+const AGENT: Target = { slot: "agent", base: async (c, e, signal) => (await c.releases(e, signal)).current, noBase: "no release there yet" };
+const UPDATER: Target = { slot: "updater", base: async (c, e, signal) => (await c.updaterHealth(e, signal)).release, noBase: "the updater runs no release yet" };
 
 /** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */
 const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
 const kb = (n: number) => `${(n / 1000).toFixed(0)} kB`;
 
-/** A one-line reason for a failed push, with the worker's own words where it has some. */
-export function describe(e: unknown): { outcome: Outcome; detail: string } {
+/** A one-line reason for a failed push, with the worker's own words where it has some, and its code. */
+export function describe(e: unknown): { outcome: Outcome; detail: string; code: string } {
   if (e instanceof RemoteError) {
     if (e.code === "rolled_back") {
       const d = e.detail as RolledBackDetail | undefined;
       const agentSaid = d?.transcripts.new.log_tail?.trim().split("\n").filter(Boolean).at(-1);
-      return { outcome: d?.rolled_back ? "rolled-back" : "error", detail: `${e.message}${agentSaid ? ` — agent said: ${agentSaid}` : ""}` };
+      return { outcome: d?.rolled_back ? "rolled-back" : "error", detail: `${e.message}${agentSaid ? ` — agent said: ${agentSaid}` : ""}`, code: e.code };
     }
-    return { outcome: "error", detail: `${e.message}${e.hint ? ` — ${e.hint}` : ""}` };
+    return { outcome: "error", detail: `${e.message}${e.hint ? ` — ${e.hint}` : ""}`, code: e.code };
   }
-  return { outcome: "error", detail: errorMessage(e) };
+  return { outcome: "error", detail: errorMessage(e), code: "internal" };
 }
 
 /** The row's words for a transfer: "full", "delta 161 kB against …", "full (delta refused: …)". */
@@ -115,16 +125,17 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOpti
   let fallback: string | undefined;
   const delta = o.delta;
   const allowDowngrade = o.allowDowngrade || undefined;
+  const signal = o.signal;
   if (delta) {
     try {
-      const base = await target.base(c, e);
+      const base = await target.base(c, e, signal);
       if (!base) why = target.noBase;
       else {
-        const body = await delta.body(await c.blocks(e, base, target.slot));
+        const body = await delta.body(await c.blocks(e, base, target.slot, signal));
         if (!body) why = "a delta would carry most of it";
         else {
           const t: Transfer = { mode: "delta", bytes: 0, base };
-          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, allowDowngrade, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
           t.bytes = bytesSent;
           return { result, transfer: t, note: note(t, null) };
         }
@@ -137,25 +148,26 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOpti
   }
   const t: Transfer = { mode: "full", bytes: 0, ...(fallback ? { fallback } : {}) };
   const length = Bun.file(r.file).size;
-  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, allowDowngrade, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
   t.bytes = bytesSent;
   return { result, transfer: t, note: note(t, why) };
 }
 
 /** /update-self (delta when it can), then wait for the updater to come back on the release. */
-async function selfUpdate(c: WorkerClient, h: Host, r: Release, o: PushOptions, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null }> {
+async function selfUpdate(c: WorkerClient, h: Host, r: Release, o: PushOptions, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null; code: string | null }> {
   const e = { host: h.name, address: h.address, port: h.updater_port };
   onProgress({ host: h.name, phase: "self-updating" });
   let transfer: Transfer | null = null;
   try {
     const sent = await send(c, e, r, o, UPDATER, (t) => { transfer = t; });
     transfer = sent.transfer;
-    if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer };
-    await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate());
-    return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer };
+    if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer, code: null };
+    await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate(), o.signal);
+    return { self: "updated", detail: `updater re-executed on it, ${sent.note}`, transfer, code: null };
   } catch (err) {
     const rolledBack = err instanceof RemoteError && err.code === "self_rolled_back";
-    return { self: rolledBack ? "rolled-back" : "error", detail: `self-update: ${describe(err).detail}`, transfer };
+    const { detail, code } = describe(err);
+    return { self: rolledBack ? "rolled-back" : "error", detail: `self-update: ${detail}`, transfer, code };
   }
 }
 
@@ -169,6 +181,8 @@ export interface PushOptions {
   /** A signed release older than what a host runs may go in (never below its floor). */
   allowDowngrade?: boolean;
   client?: WorkerClient;
+  /** Aborts the host's requests in flight (a rollout's second Ctrl-C); the row then says `aborted`. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -177,7 +191,7 @@ export interface PushOptions {
  */
 async function requireSignatureIfTrusted(c: WorkerClient, e: UpdaterEndpoint, o: PushOptions): Promise<void> {
   if (o.signer) return;
-  const trust = (await c.updaterHealth(e)).trust;
+  const trust = (await c.updaterHealth(e, o.signal)).trust;
   if (trust) {
     throw new RemoteError(e.host, "unsigned", `requires signed releases (trust document version ${trust.version}) and this release is unsigned; nothing was sent`, 0, undefined,
       "sign it with `decnet release sign FILE` (or keep a signing key in ~/.decnet/trust, and `swarm update` signs what it builds or packs)");
@@ -189,7 +203,8 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
   const t0 = performance.now();
   let transfer: Transfer | null = null;
   let install: InstallReport | null = null;
-  let outcome: { agent: Outcome; detail: string; self?: Awaited<ReturnType<typeof selfUpdate>> };
+  let previous: string | null = null;
+  let outcome: { agent: Outcome; detail: string; code: string | null; self?: Awaited<ReturnType<typeof selfUpdate>> };
   try {
     let installing = false;
     await requireSignatureIfTrusted(c, { host: h.name, address: h.address, port: h.updater_port }, o);
@@ -203,21 +218,26 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
     });
     transfer = sent.transfer;
     install = sent.result.install ?? null;
+    previous = sent.result.previous;
     o.onProgress({ host: h.name, phase: "verifying" });
     // Trust, then verify from outside: the agent itself must report the release.
-    const health = await c.agentHealth({ host: h.name, address: h.address, port: h.agent_port });
+    // Past the switch, an agent that does not answer is unhealthy, not unreachable (the updater just answered).
+    const health = await c.agentHealth({ host: h.name, address: h.address, port: h.agent_port }, o.signal).catch((e: unknown) => {
+      throw e instanceof RemoteError && e.code !== "aborted" ? new RemoteError(e.host, "unhealthy", e.message, e.status, e.detail, e.hint) : e;
+    });
     if (health.release !== r.manifest.id) {
-      outcome = { agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}` };
+      outcome = { agent: "error", detail: `updater said updated, but the agent reports release ${health.release?.slice(0, 12) ?? "none"}`, code: "unhealthy" };
     } else {
       const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
-      if (!o.includeSelf) outcome = { agent: "updated", detail };
+      if (!o.includeSelf) outcome = { agent: "updated", detail, code: null };
       else {
         const self = await selfUpdate(c, h, r, o, o.onProgress);
-        outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, self };
+        outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, code: self.code, self };
       }
     }
   } catch (e) {
-    outcome = { ...(({ outcome: agent, detail }) => ({ agent, detail }))(describe(e)) };
+    const { outcome: agent, detail, code } = describe(e);
+    outcome = { agent, detail, code };
   }
   const t = transfer as Transfer | null;
   const selfTransfer = outcome.self?.transfer ?? null;
@@ -232,6 +252,8 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
     self_transfer: selfTransfer,
     install,
     signer: o.signer,
+    error_code: outcome.code,
+    previous,
     bytes_sent: (t?.bytes ?? 0) + (selfTransfer?.bytes ?? 0),
     duration_ms: Math.round(performance.now() - t0),
   };

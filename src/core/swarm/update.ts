@@ -1,20 +1,20 @@
 /**
- * `swarm update`: get the release once, then push it to each host with a
- * concurrency limit (push.ts does one host) and record one row per host.
+ * `swarm update`: check the flags, select the hosts, plan the rollout, get
+ * the release once, then run it as a rollout (core/rollout: canaries,
+ * batches, budget; push.ts does one host), recorded host by host.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { serializeSignature } from "../../protocol/signature.ts";
+import { existsSync, rmSync } from "node:fs";
 import { loadSigner, readReleaseSignature } from "../release-sign.ts";
-import { join } from "node:path";
-import { os } from "../../lib/os-user.ts";
 import { DecnetError, usageError } from "../../lib/errors.ts";
-import { homePaths } from "../../lib/paths.ts";
-import { DeltaSource } from "../delta.ts";
-import { ensureMasterIdentity } from "../identity.ts";
+import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
 import { type Host, Registry } from "../registry.ts";
 import { obtainRelease, type Release } from "../release.ts";
+import type { RolloutEvent } from "../rollout/events.ts";
+import { view, type RolloutView } from "../rollout/manage.ts";
+import { checkFlags, type Plan, planRollout, type RolloutFlags } from "../rollout/plan.ts";
+import { startRollout } from "../rollout/run.ts";
 import { selectHosts } from "./hosts.ts";
-import { type HostResult, type Progress, pushHost } from "./push.ts";
+import type { HostResult, Progress } from "./push.ts";
 
 export type { HostResult, Outcome, Progress, Transfer } from "./push.ts";
 
@@ -34,16 +34,31 @@ export interface UpdateOptions {
   cwd?: string;
   /** A signed release older than what a host runs may go in (never below its floor). */
   allowDowngrade?: boolean;
+  /** Rollout flags (DESIGN §12), as given: `N`, `P%`, `HOST,...`, a duration. */
+  canary?: string;
+  batch?: string;
+  maxFailures?: string;
+  maxUnreachable?: string;
+  pause?: string;
+  haltRollback?: boolean;
+  /** Stop starting hosts (first Ctrl-C); abort those in flight (second). */
+  stop?: AbortSignal;
+  abort?: AbortSignal;
   /** Told which release was chosen (and who signed it), before any network. */
   onRelease?: (r: Release, signer: string | null) => void;
   onProgress?: (p: Progress) => void;
+  onEvent?: (e: RolloutEvent) => void;
 }
 
 export interface UpdateReport {
   release: { id: string; version: string; size: number; source: string; signer: string | null };
+  /** The rows of the hosts that were pushed to, in batch order. */
   hosts: HostResult[];
   dryRun: boolean;
   targets: Array<{ host: string; address: string }>;
+  plan: Plan;
+  /** The rollout as recorded at its end; null for a dry run. */
+  rollout: RolloutView | null;
 }
 
 /** Runs `fn` over `items` with at most `n` at once, keeping input order in the result. */
@@ -63,40 +78,32 @@ export async function mapLimit<T, U>(items: T[], n: number, fn: (t: T) => Promis
 export async function update(o: UpdateOptions): Promise<UpdateReport> {
   const concurrency = o.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw usageError("--concurrency takes a whole number ≥ 1");
+  const flags: RolloutFlags = { canary: o.canary, batch: o.batch, maxFailures: o.maxFailures, maxUnreachable: o.maxUnreachable, pause: o.pause, haltRollback: o.haltRollback, includeSelf: o.includeSelf, full: o.full, allowDowngrade: o.allowDowngrade, concurrency };
+  checkFlags(flags);
   let targets: Host[];
+  let plan: Plan;
   {
     using reg = new Registry();
     targets = selectHosts(reg, o.hosts, o.all);
+    if (targets.length === 0) throw new DecnetError("failed", "no hosts to update (all decommissioned?)", { hint: "see `decnet swarm list`" });
+    plan = planRollout(targets.map((h) => h.name), flags, (n) => reg.host(n) !== null);
   }
-  if (targets.length === 0) throw new DecnetError("failed", "no hosts to update (all decommissioned?)", { hint: "see `decnet swarm list`" });
-  const cache = join(homePaths().home, "cache");
-  mkdirSync(cache, { recursive: true, mode: 0o700 });
+  const cache = ensurePrivateDir(homePaths().cache);
   // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
   const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;
   const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache, sign: signing?.sign });
   const temp = release.file.startsWith(cache) ? release.file : null;
   try {
     const signature = await readReleaseSignature(release.file);
-    o.onRelease?.(release, signature?.signer.id ?? null);
-    const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer: signature?.signer.id ?? null };
+    const signer = signature?.signer.id ?? null;
+    o.onRelease?.(release, signer);
+    const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer };
     const list = targets.map((h) => ({ host: h.name, address: h.address }));
-    if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list };
-    await ensureMasterIdentity();
-    const onProgress = o.onProgress ?? (() => {});
-    const delta = o.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
-    const results = await mapLimit(targets, concurrency, async (h) => {
-      const res = await pushHost(h, release, { includeSelf: Boolean(o.includeSelf), delta, onProgress, signer: signature?.signer.id ?? null, allowDowngrade: o.allowDowngrade });
-      onProgress({ host: h.name, phase: "done", result: res });
-      return res;
-    });
-    using reg = new Registry();
-    const at = new Date().toISOString();
-    for (const r of results) {
-      reg.recordPush({ host: r.host, kind: "update", release_id: r.release_id, version: release.manifest.version, outcome: r.agent, detail: r.detail, operator: os.operator(), at, duration_ms: r.duration_ms, bytes_sent: r.bytes_sent });
-      if (r.self) reg.recordPush({ host: r.host, kind: "update-self", release_id: r.release_id, version: release.manifest.version, outcome: r.self, detail: r.detail, operator: os.operator(), at, duration_ms: r.duration_ms, bytes_sent: 0 });
-    }
-    return { release: summary, hosts: results, dryRun: false, targets: list };
+    if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list, plan, rollout: null };
+    const final = await startRollout({ plan, release, temp: temp !== null, signer, stop: o.stop, abort: o.abort, onEvent: o.onEvent, onProgress: o.onProgress });
+    return { release: summary, hosts: final.hosts.flatMap((h) => (h.result ? [h.result] : [])), dryRun: false, targets: list, plan, rollout: view(final) };
   } finally {
+    // Moved into the rollout's cache when it started; still here only after a dry run or a failure.
     if (temp) rmSync(temp, { force: true });
   }
 }

@@ -1,0 +1,126 @@
+/**
+ * Starting and resuming rollouts: the record created with its release kept
+ * in the cache, the engine wired to the real push (push.ts), history rows and
+ * rollback (swarm/rollback.ts), and the cached release dropped once the
+ * rollout is done or aborted.
+ */
+import { serializeSignature } from "../../protocol/signature.ts";
+import { os } from "../../lib/os-user.ts";
+import { DeltaSource } from "../delta.ts";
+import { ensureMasterIdentity } from "../identity.ts";
+import { type Host, type Push, Registry } from "../registry.ts";
+import { readReleaseSignature } from "../release-sign.ts";
+import type { Release } from "../release.ts";
+import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
+import { rollback } from "../swarm/rollback.ts";
+import { runRollout } from "./engine.ts";
+import type { RolloutEvent } from "./events.ts";
+import { claimForResume, masterOwner, newRolloutId } from "./lifecycle.ts";
+import type { Plan } from "./plan.ts";
+import { cachedRelease, dropRelease, keepRelease } from "./kept-release.ts";
+import { openRolloutStore, type ReleaseInfo, type Rollout, type RolloutStore } from "./store.ts";
+
+export interface RunOptions {
+  /** Stop starting hosts (first Ctrl-C). */
+  stop?: AbortSignal;
+  /** Abort the hosts in flight (second Ctrl-C). */
+  abort?: AbortSignal;
+  onEvent?: (e: RolloutEvent) => void;
+  onProgress?: (p: Progress) => void;
+}
+
+/** The registry's history rows for one finished host (its agent, and its updater with --include-self). */
+function history(r: HostResult, release: ReleaseInfo, rollout: string): Push[] {
+  const at = new Date().toISOString();
+  const base = { host: r.host, release_id: r.release_id, version: release.version, detail: r.detail, operator: os.operator(), at, duration_ms: r.duration_ms, rollout_id: rollout };
+  return [
+    { ...base, kind: "update", outcome: r.agent, bytes_sent: r.bytes_sent },
+    ...(r.self ? [{ ...base, kind: "update-self" as const, outcome: r.self, bytes_sent: 0 }] : []),
+  ];
+}
+
+/** The row of a host that left the fleet between a rollout's runs: nothing is sent to it. */
+function goneRow(name: string, release: Release): HostResult {
+  return {
+    host: name, address: "", agent: "error", self: null, detail: `${name} is no longer enrolled (decommissioned?); nothing was sent`,
+    release_id: release.manifest.id, transfer: null, self_transfer: null, install: null, signer: null, error_code: "decommissioned", previous: null, bytes_sent: 0, duration_ms: 0,
+  };
+}
+
+/** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
+async function execute(store: RolloutStore, r: Rollout, release: Release, o: RunOptions): Promise<Rollout> {
+  await ensureMasterIdentity();
+  const signature = await readReleaseSignature(release.file);
+  const delta = r.settings.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
+  const hosts = (() => {
+    using reg = new Registry();
+    return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
+  })();
+  const never = new AbortController().signal;
+  const final = await runRollout(r, {
+    store,
+    owner: r.owner!,
+    stop: o.stop ?? never,
+    abort: o.abort ?? never,
+    onEvent: o.onEvent,
+    onProgress: o.onProgress,
+    history: (res) => history(res, r.release, r.id),
+    async push(name, signal, onProgress) {
+      const h = hosts.get(name);
+      const res = h
+        ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal })
+        : goneRow(name, release);
+      onProgress({ host: name, phase: "done", result: res });
+      return res;
+    },
+    async revert(name, previous) {
+      try {
+        const back = await rollback(name);
+        const note = previous && back.release.id !== previous ? ` (it ran ${previous.slice(0, 12)} before this rollout)` : "";
+        return { ok: true, detail: `now on ${back.release.version} ${back.release.id.slice(0, 12)}${note}` };
+      } catch (e) {
+        return { ok: false, detail: describe(e).detail };
+      }
+    },
+  });
+  if (final.state === "done" || final.state === "aborted") dropRelease(r.id);
+  return final;
+}
+
+export interface StartOptions extends RunOptions {
+  plan: Plan;
+  release: Release;
+  /** The master made the release file (moved into the cache) rather than the operator (copied). */
+  temp: boolean;
+  signer: string | null;
+}
+
+/** A new rollout: recorded (state running, every host pending), its release kept, then run. */
+export async function startRollout(o: StartOptions): Promise<Rollout> {
+  const id = newRolloutId();
+  const release = keepRelease(o.release, id, o.temp);
+  const at = new Date().toISOString();
+  const r: Rollout = {
+    id, created_at: at, updated_at: at, operator: os.operator(), state: "running",
+    release: { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer: o.signer },
+    release_file: release.file, settings: o.plan.settings, batches: o.plan.batches, canaries: o.plan.canaries,
+    run: 1, budget_from: 1, owner: masterOwner(), halt_reason: null,
+    hosts: o.plan.batches.flatMap((b, batch) => b.map((host) => ({ host, batch, state: "pending" as const, run: null, started_at: null, finished_at: null, result: null, note: null }))),
+  };
+  await using store = await openRolloutStore();
+  try {
+    await store.create(r);
+  } catch (e) {
+    dropRelease(id);
+    throw e;
+  }
+  return await execute(store, r, release, o);
+}
+
+/** `swarm rollout resume ID`: the pending hosts, with the same release and settings. */
+export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
+  await using store = await openRolloutStore();
+  let release: Release | undefined;
+  const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { release = await cachedRelease(peek); } });
+  return await execute(store, r, release!, o);
+}
