@@ -21,6 +21,9 @@ import { TrustStore } from "./trust-store.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { killRunning } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
+import { Counters, countingRestarts } from "./counters.ts";
+import { UpdaterLogs } from "./logs.ts";
+import { Vitals } from "./vitals.ts";
 
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
 const TRANSPORT_BODY_LIMIT = 2 ** 40;
@@ -37,7 +40,9 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   const trust = new TrustStore(paths.trust, log);
   trust.load(bundlePaths(cfg.updaterDir, "updater").trust);
   const guards = holdGuards(cfg, log);
-  const sup = createSupervisor(cfg, paths, log, () => guards.agent);
+  const counters = new Counters(paths.updater.metrics, log);
+  const sup = countingRestarts(createSupervisor(cfg, paths, log, () => guards.agent), counters);
+  const logs = new UpdaterLogs(cfg, paths);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
   // After each operation: nothing it opened may still hold a deleted file's blocks.
@@ -49,10 +54,11 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers), counters, vitals: new Vitals(cfg, paths), logs, startedAt: Date.now() };
   const server = listen({ app: createApp(updaterRoutes(deps), log), hostname: cfg.host, port: cfg.port, tls: serverTls(bundle), maxRequestBodySize: TRANSPORT_BODY_LIMIT, idleTimeout: 60 });
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
+    logs.closeAll();
     server.stop(true);
     sock.stop(true);
   };
@@ -64,6 +70,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   onShutdown(() => {
     // An install check or preflight in flight ends with us (the journal does the rest on the next start).
     killRunning();
+    logs.closeAll();
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}
