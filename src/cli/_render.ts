@@ -25,6 +25,16 @@ export function paint(word: string): Painted {
   return new Painted(c && tty() ? `\x1b[${c}m${clean(word)}\x1b[0m` : clean(word));
 }
 
+const TINTS = { red: "31", yellow: "33", green: "32" } as const;
+
+/** Any text of ours (cleaned all the same) in a colour on a TTY: `swarm status` marks unhealthy, drift, expiring. */
+export function tint(text: string, colour: keyof typeof TINTS | null): Painted {
+  return new Painted(colour && tty() ? `\x1b[${TINTS[colour]}m${clean(text)}\x1b[0m` : clean(text));
+}
+
+/** Whether output goes to a terminal that takes colour (and a redraw). */
+export const isTerminal = tty;
+
 /**
  * C0 and C1 controls, DEL, line and paragraph separators, and the bidi
  * overrides: what lets text retitle a terminal, move its cursor, erase a

@@ -167,3 +167,46 @@ export async function call<S extends RouteSpec>(e: Endpoint, spec: S, o: CallOpt
   if (!r.success) throw new RemoteError(e.host, "bad_response", `${e.role} answered an unexpected shape: ${r.error.issues[0]?.message}`, res.status);
   return r.data as ResponseOf<S>;
 }
+
+export interface OpenTextOptions<S extends RouteSpec> {
+  query?: QueryInput<S>;
+  /** Covers connecting and the answer's head only: a followed stream has no deadline. */
+  timeoutMs: number;
+  /** Ends the stream (Ctrl-C). */
+  signal?: AbortSignal;
+  bundle?: Bundle;
+}
+
+/**
+ * A text route (`text: true`: a log tail, metrics) opened with the same
+ * identity checks and error decoding as call(); the caller reads the body
+ * and bounds it (a followed log has no end). An error answer is read under
+ * ANSWER_LIMIT and thrown as a RemoteError.
+ */
+export async function openText<S extends RouteSpec>(e: Endpoint, spec: S, o: OpenTextOptions<S>): Promise<ReadableStream<Uint8Array>> {
+  const tls = clientTls(o.bundle ?? masterBundle(), expectedCn(e));
+  const head = new AbortController();
+  const timer = setTimeout(() => head.abort(new DOMException("no answer", "TimeoutError")), o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([head.signal, o.signal]) : head.signal;
+  let res: Response;
+  try {
+    res = await fetch(urlFor(e, pathWithQuery(spec, o.query as Record<string, string> | undefined)), {
+      method: spec.method,
+      headers: { "accept-encoding": "identity" },
+      tls,
+      signal,
+      decompress: false,
+    } as RequestInit);
+    const encoding = res.headers.get("content-encoding");
+    if (encoding && encoding !== "identity") {
+      await res.body?.cancel();
+      throw new RemoteError(e.host, "bad_response", `${e.role} answered with content-encoding ${encoding.slice(0, 40)}, which the master does not accept`, res.status);
+    }
+    if (res.status < 200 || res.status > 299) throw answerError(e, res.status, await readAnswer(e, res, ANSWER_LIMIT));
+  } catch (err) {
+    throw transportError(e, err, o.timeoutMs);
+  } finally {
+    clearTimeout(timer);
+  }
+  return res.body ?? new ReadableStream({ start: (c) => c.close() });
+}

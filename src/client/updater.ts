@@ -3,12 +3,17 @@ import { open } from "node:fs/promises";
 import { type Slot, type UpdaterHealth, updaterApi } from "../protocol/updater.ts";
 import { RemoteError } from "../lib/errors.ts";
 import { timeouts } from "../lib/timeouts.ts";
-import { aborted, call, type Endpoint } from "./http.ts";
+import { aborted, call, type Endpoint, openText } from "./http.ts";
 
 export type UpdaterEndpoint = Omit<Endpoint, "role">;
 const ep = (e: UpdaterEndpoint): Endpoint => ({ ...e, role: "updater" });
 
 export const updaterHealth = (e: UpdaterEndpoint, signal?: AbortSignal) => call(ep(e), updaterApi.health, { timeoutMs: timeouts.request(), signal });
+/** /health within `timeoutMs` (`swarm status`: a dead host costs one short timeout). */
+export const updaterHealthWithin = (e: UpdaterEndpoint, timeoutMs: number) => call(ep(e), updaterApi.health, { timeoutMs });
+/** GET /logs as a byte stream; with `follow` it goes on until `signal` or the updater ends it. */
+export const openLogs = (e: UpdaterEndpoint, q: { source: "agent" | "updater"; lines: number; follow: boolean }, signal?: AbortSignal) =>
+  openText(ep(e), updaterApi.logs, { query: { source: q.source, lines: String(q.lines), follow: q.follow ? "1" : "0" }, timeoutMs: timeouts.logsOpen(), signal });
 export const releases = (e: UpdaterEndpoint, signal?: AbortSignal) => call(ep(e), updaterApi.releases, { timeoutMs: timeouts.request(), signal });
 export const rollback = (e: UpdaterEndpoint) => call(ep(e), updaterApi.rollback, { timeoutMs: timeouts.rollback() });
 /** POST /trust: one trust document, exactly as trust.json holds it. */

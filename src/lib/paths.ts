@@ -136,6 +136,8 @@ export function installPaths(installDir: string) {
       sock: join(updaterRoot, "updater.sock"),
       /** The last self-update: on trial, confirmed, or rolled back, with the new updater's last words. */
       selfUpdate: join(updaterRoot, "self-update.json"),
+      /** The counters /metrics reports, kept across restarts (counters.ts). */
+      metrics: join(updaterRoot, "metrics.json"),
     },
     /** The trust document the updater holds (DESIGN §11): outside releases/, never rolled back. */
     trust: join(root, "trust.json"),

@@ -32,6 +32,21 @@ export function startTime(pid: number): number | null {
   }
 }
 
+/** Clock ticks per second of /proc's times: USER_HZ, 100 on every Linux ABI decnet targets (x86-64, arm64). */
+const USER_HZ = 100;
+
+/** Seconds process `pid` has run (its start time against /proc/uptime), or null when there is no such process. */
+export function uptimeSeconds(pid: number): number | null {
+  const start = startTime(pid);
+  if (start === null) return null;
+  try {
+    const up = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+    return Number.isFinite(up) ? Math.max(0, Math.round(up - start / USER_HZ)) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The effective uid of a process, or null when there is no such process. */
 export function uidOf(pid: number): number | null {
   try {

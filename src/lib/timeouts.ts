@@ -50,6 +50,17 @@ export const timeouts = {
   healthAgent: () => 500,
   /** Updater: the 202 of /update-self gets this long on the wire before the re-exec. */
   reexecDelay: () => 200,
+  /**
+   * Master: one host's answers to `swarm status` (a dead host costs this
+   * once, concurrently with the rest). `--timeout-ms` or DECNET_STATUS_TIMEOUT_MS.
+   */
+  status: () => ms("DECNET_STATUS_TIMEOUT_MS", 3_000),
+  /** Master: `swarm status --watch` redraws this often. */
+  statusWatch: () => 2_000,
+  /** Master: opening GET /logs (the stream itself, with -f, has no deadline). */
+  logsOpen: () => ms("DECNET_REQUEST_TIMEOUT_MS", 10_000),
+  /** Updater: how often a followed log file is looked at for new lines. */
+  logPoll: () => 250,
   /** Agent: one `docker compose` call. */
   compose: () => 300_000,
   /** Master: `version --json` of an executable being packed. */

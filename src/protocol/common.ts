@@ -13,6 +13,9 @@ import { z } from "zod";
  * 1 (2026-12-02, additive): /update, /update-self and /rollback answers carry `install`
  *   (what the install did, as data); routes defined once in protocol/ (route.ts).
  * 1 (2026-12-02, additive): the updater's /health carries `leaks: {deleted_fds}`.
+ * 1 (2026-12-02, additive): GET /logs?source=&lines=&follow= and GET /metrics (text answers);
+ *   /health carries `certificates` (notAfter of both), `disk` and `agent.uptime_s`;
+ *   /update and /update-self may answer 507 insufficient_storage.
  */
 export const PROTOCOL_VERSION = 1;
 export const VERSION_HEADER = "x-decnet-protocol";
@@ -43,6 +46,8 @@ export const ERROR_STATUS = {
   delta_unavailable: 412,
   too_large: 413,
   busy: 423,
+  // The install dir's file system lacks room for the release (checked before staging).
+  insufficient_storage: 507,
   install_failed: 500,
   compose_failed: 500,
   internal: 500,

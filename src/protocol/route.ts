@@ -13,6 +13,11 @@ export interface RouteSpec {
   /** A JSON body schema, or "stream" for an upload the handler reads itself. */
   body?: z.ZodType | "stream";
   response: z.ZodType;
+  /**
+   * The answer is text/plain (a log tail, metrics), not JSON: `response` is
+   * then z.string(), and the client reads it as text (client/http.ts openText).
+   */
+  text?: true;
   /** The most bytes an answer may have; a reader stops there (default ANSWER_LIMIT). */
   answerLimit?: number;
 }

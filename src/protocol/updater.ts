@@ -24,7 +24,17 @@ export const UpdaterHealth = z.object({
   release: z.string().nullable(),
   pid: z.number().int(),
   busy: z.string().nullable(),
-  agent: z.object({ release: z.string().nullable(), pid: z.number().int().nullable(), healthy: z.boolean() }),
+  agent: z.object({
+    release: z.string().nullable(),
+    pid: z.number().int().nullable(),
+    healthy: z.boolean(),
+    /** Seconds the agent process has run (from /proc), null when none runs; absent before 2026-12-02. */
+    uptime_s: z.number().nonnegative().nullable().optional(),
+  }),
+  /** notAfter (ISO time) of the updater's and the agent's certificate, null when unreadable; absent before 2026-12-02. */
+  certificates: z.object({ updater: z.string().nullable(), agent: z.string().nullable() }).optional(),
+  /** The install dir's file system: bytes free to the updater and its size; absent before 2026-12-02. */
+  disk: z.object({ free_bytes: z.number().nonnegative(), size_bytes: z.number().nonnegative() }).nullable().optional(),
   /** Absent from updaters before 2026-12-02. */
   self_update: SelfUpdateRecord.nullable().optional(),
   /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
@@ -114,6 +124,28 @@ const DeltaQuery = { delta: ReleaseId.optional(), allow_downgrade: z.enum(["true
 /** What POST /trust answers: the version now held. */
 export const TrustResponse = z.object({ version: z.number().int(), unchanged: z.boolean() });
 
+/** The most lines GET /logs answers. */
+export const LOG_LINES_MAX = 10_000;
+/** The most bytes of a log tail: past it, the oldest of the asked-for lines are left out. */
+export const LOG_TAIL_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * GET /logs: whose output (the agent's, or the updater's own), how many of
+ * the last lines, and whether to keep streaming what comes after. Strict:
+ * an unknown parameter is refused, not ignored; numbers are plain digits.
+ */
+export const LogsQuery = z.strictObject({
+  source: z.enum(["agent", "updater"]),
+  lines: z
+    .string()
+    .regex(/^[0-9]{1,6}$/, `lines is a whole number from 1 to ${LOG_LINES_MAX}`)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(LOG_LINES_MAX))
+    .default(100),
+  follow: z.enum(["0", "1"]).default("0"),
+});
+export type LogsQuery = z.output<typeof LogsQuery>;
+
 /** The updater's routes, sorted by key; daemons/updater/routes.ts serves exactly these. */
 export const updaterApi = {
   blocks: defineRoute({
@@ -125,6 +157,10 @@ export const updaterApi = {
     answerLimit: 8 * 1024 * 1024,
   }),
   health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
+  /** The tail of a log as text/plain, one line per line; with follow=1 a stream that ends when the client goes. */
+  logs: defineRoute({ method: "GET", path: "/logs", query: LogsQuery, response: z.string(), text: true, answerLimit: LOG_TAIL_MAX_BYTES }),
+  /** The Prometheus text exposition format (version 0.0.4). */
+  metrics: defineRoute({ method: "GET", path: "/metrics", response: z.string(), text: true, answerLimit: 1024 * 1024 }),
   releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
   rollback: defineRoute({ method: "POST", path: "/rollback", response: SwitchResponse }),
   trust: defineRoute({ method: "POST", path: "/trust", body: "stream", response: TrustResponse }),

@@ -132,6 +132,23 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["swarm", "releases", "--host", "w1"]);
     expect({ code: r.code, oneLine: oneLine(r), cause: r.stderr.includes("decnet updater --daemon") }).toEqual({ code: 1, oneLine: true, cause: true });
   },
+  async "swarm status"() {
+    // No updater runs on w1 in this file: its row says unreachable and why, exit 1; an unknown host is bad usage.
+    const r = await fleet.cli(["swarm", "status", "--json", "--timeout-ms", "500"]);
+    const row = JSON.parse(r.stdout).hosts[0];
+    const ghost = await fleet.cli(["swarm", "status", "--host", "ghost"]);
+    expect({ code: r.code, host: row.host, reachable: row.reachable, error: row.error.code, ghost: [ghost.code, oneLine(ghost)] }).toEqual({ code: 1, host: "w1", reachable: false, error: "unreachable", ghost: [2, true] });
+  },
+  async "swarm logs"() {
+    const ghost = await fleet.cli(["swarm", "logs", "--host", "ghost"]);
+    const bad = await fleet.cli(["swarm", "logs", "--host", "w1", "-n", "0"]);
+    const down = await fleet.cli(["swarm", "logs", "--host", "w1"]);
+    expect({ ghost: [ghost.code, ghost.stderr], bad: [bad.code, oneLine(bad)], down: [down.code, oneLine(down), down.stderr.includes("decnet updater --daemon")] }).toEqual({
+      ghost: [2, "decnet: no host named ghost is enrolled — see `decnet swarm list`\n"],
+      bad: [2, true],
+      down: [1, true, true],
+    });
+  },
   async "swarm operator"() {
     const r = await fleet.cli(["swarm", "operator", "revoke", "ghost"]);
     expect({ code: r.code, line: r.stderr }).toEqual({ code: 2, line: "decnet: no operator named ghost — operators are added with `decnet swarm operator add NAME --out DIR`\n" });

@@ -121,7 +121,7 @@ test("SIGTERM ends the updater promptly mid-upload; what it leaves the next star
     // The aborted upload may unwind before the exit (no staging, no journal)
     // or not (both left, for the next start to discard): never one without the other.
     left: left.journal ? { staging: 1, journal: true } : { staging: 0, journal: false },
-    after: { staging: [], journal: false, agent: { release: v1.id, pid: agentPid, healthy: true }, leaks: { deleted_fds: 0 } },
+    after: { staging: [], journal: false, agent: { release: v1.id, pid: agentPid, healthy: true, uptime_s: expect.any(Number) }, leaks: { deleted_fds: 0 } },
   });
 });
 

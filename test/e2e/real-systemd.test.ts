@@ -128,7 +128,7 @@ it("a push: systemd restarts the agent (a new MainPID) on the new release", asyn
     agent: r.json?.hosts[0].agent,
     newPid: (await pid("decnet-agent")) !== before,
     health: h.agent,
-  }).toEqual({ code: 0, agent: "updated", newPid: true, health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true } });
+  }).toEqual({ code: 0, agent: "updated", newPid: true, health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) } });
 });
 
 it("a broken release is rolled back; the 409 quotes the agent's own journal output; warnings reach the journal as warnings", async () => {
@@ -150,10 +150,42 @@ it("a broken release is rolled back; the 409 quotes the agent's own journal outp
     code: "rolled_back",
     rolledBack: true,
     logTail: "fixture agent: cannot start (bad config)\n",
-    health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true },
+    health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) },
     warned: true,
     identifier: true,
   });
+});
+
+it("swarm logs reads the real journal: the broken agent's last words, the updater's own unit, and -f follows a restart until Ctrl-C, leaving no journalctl", async () => {
+  const bad = await release("agent-exits");
+  const agent = await timed("logs", () => master(["swarm", "logs", "--host", "w1", "-n", "200"]));
+  const updater = await master(["swarm", "logs", "--host", "w1", "--updater", "-n", "200"]);
+  const follow = Bun.spawn(["nsenter", "-t", String(c.leader), "-n", "--", fleet.bin, "swarm", "logs", "--host", "w1", "-f", "-n", "1"], {
+    env: { ...process.env, ...fleet.env }, cwd: fleet.root, stdout: "pipe", stderr: "pipe",
+  });
+  let seen = "";
+  const reading = (async () => {
+    for await (const chunk of follow.stdout) seen += new TextDecoder().decode(chunk);
+  })();
+  await until(() => seen.length > 0, "the followed journal's first line");
+  // A line the agent writes after the call started: a restarted agent says hello.
+  await c.cx(["systemctl", "restart", "decnet-agent"]);
+  const restarted = await pid("decnet-agent");
+  await until(() => seen.includes(`pid ${restarted} on`), "the restarted agent's first line");
+  follow.kill("SIGINT");
+  const code = await follow.exited;
+  await reading;
+  const journalctls = async () => Number((await c.cx(["sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null | grep -cx journalctl || true"])).stdout.trim());
+  await until(async () => (await journalctls()) === 0, "the updater's journalctl -f to be stopped");
+  const lines = agent.stdout.trimEnd().split("\n");
+  expect({
+    code: agent.code,
+    said: lines.some((l) => l.endsWith("fixture agent: cannot start (bad config)")),
+    notShortIso: lines.filter((l) => !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:?\d\d /.test(l)),
+    updater: [updater.code, updater.stdout.includes(`release ${bad.id.slice(0, 12)} unhealthy; rolling back to`)],
+    follow: { code, stderr: await new Response(follow.stderr).text() },
+  }).toEqual({ code: 0, said: true, notShortIso: [], updater: [0, true], follow: { code: 0, stderr: "" } });
+  await healthyOn((await release("v2")).id, "the restarted agent to be healthy");
 });
 
 it("swarm rollback goes back to the first release under systemd", async () => {
@@ -161,7 +193,7 @@ it("swarm rollback goes back to the first release under systemd", async () => {
   const v2 = await release("v2");
   const r = await timed("rollback", () => master(["swarm", "rollback", "--host", "w1"]));
   expect({ code: r.code, stderr: r.stderr, health: (await health()).agent, slots: [slot("current"), slot("previous")] }).toEqual({
-    code: 0, stderr: "", health: { release: v1.id, pid: await pid("decnet-agent"), healthy: true }, slots: [v1.id, v2.id],
+    code: 0, stderr: "", health: { release: v1.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) }, slots: [v1.id, v2.id],
   });
 });
 
@@ -252,7 +284,7 @@ it("kill -9 of the updater mid-probe: systemd restarts it, it undoes the switch 
     health: h.agent,
     journal: existsSync(join(c.rootfs, "opt/decnet/state.json")),
     silentStatus: (await master(["swarm", "releases", "--host", "w1", "--json"])).json?.releases.find((x: any) => x.id === silent.id)?.status,
-  }).toEqual({ restarted: true, nRestarts: true, slots: v3.id, health: { release: v3.id, pid: await pid("decnet-agent"), healthy: true }, journal: false, silentStatus: "failed" });
+  }).toEqual({ restarted: true, nRestarts: true, slots: v3.id, health: { release: v3.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) }, journal: false, silentStatus: "failed" });
 });
 
 it("an agent slow to stop: systemd kills it after the unit's TimeoutStopSec, inside the updater's wait, and the push succeeds", async () => {
@@ -273,7 +305,7 @@ it("an agent slow to stop: systemd kills it after the unit's TimeoutStopSec, ins
     waitedForSystemd: ms > 10_000,
     stopTimeout: (await c.unit("decnet-agent", ["TimeoutStopUSec"])).TimeoutStopUSec,
     health: (await health()).agent,
-  }).toEqual({ code: 0, agent: "updated", waitedForSystemd: true, stopTimeout: "10s", health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true } });
+  }).toEqual({ code: 0, agent: "updated", waitedForSystemd: true, stopTimeout: "10s", health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) } });
 });
 
 it("quick pushes against systemd's start rate limit: a unit that hit it is started again, and 8 pushes in a row are all healthy", async () => {
@@ -311,7 +343,7 @@ it("quick pushes against systemd's start rate limit: a unit that hit it is start
     refused: true,
     hit: { ActiveState: "failed", Result: "start-limit-hit" },
     results: Array(8).fill("updated"),
-    health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true },
+    health: { release: v2.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) },
     during: { ActiveState: "active", Result: "success" },
     installed: "0",
   });
@@ -349,7 +381,7 @@ it("reboot: both units come back, the agent on the last good release", async () 
   const h = await healthyOn(v2.id, "the agent after the reboot");
   expect({ active: await active(), agent: h.agent, updater: h.release }).toEqual({
     active: ["active", "active"],
-    agent: { release: v2.id, pid: await pid("decnet-agent"), healthy: true },
+    agent: { release: v2.id, pid: await pid("decnet-agent"), healthy: true, uptime_s: expect.any(Number) },
     updater: (await release("v3")).id,
   });
 });

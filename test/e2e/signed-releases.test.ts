@@ -78,7 +78,7 @@ test("with a trust document: unsigned, a moved signature, and signers never cert
   const root = readKeyFile(join(trustDir, "root.key"), "root key");
   const kp = generateKeyPairSync("ed25519");
   const pub = publicKeyB64(kp.publicKey);
-  const cert = certifySigner({ public: pub, expires: new Date(Date.now() - 60_000).toISOString() }, { id: root.id, key: root.key });
+  const cert = certifySigner({ public: pub, expires: new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, "Z") }, { id: root.id, key: root.key });
   writeFileSync(join(work, "b", "signature.json"), serializeSignature(signRelease({ id: m.id, version: m.version, target: m.target }, cert, kp.privateKey)));
   const expired = await repack(join(work, "b"), join(work, "expired.tar.gz"), ["manifest.json", "signature.json", "decnet"]);
   // A key certified, then revoked in a newer trust document pushed to the worker.

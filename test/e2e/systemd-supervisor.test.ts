@@ -6,11 +6,11 @@
  * real-systemd.test.ts.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, release, type Worker } from "../fleet/harness.ts";
+import { FIXTURES, release, until, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
-import { isAlive } from "../../src/lib/procfs.ts";
+import { cmdline, isAlive } from "../../src/lib/procfs.ts";
 
 const fleet = useFleet({ workers: 1, env: { DECNET_PROBE_TIMEOUT_MS: "3000" } });
 let w: Worker;
@@ -42,7 +42,7 @@ test("an update restarts the agent through systemctl and probes the MainPID it r
   expect({ status: r.status, agentPid: r.body.agent_pid === mainPid(), health: h.agent, calls: calls() }).toEqual({
     status: 200,
     agentPid: true,
-    health: { release: v1.id, pid: mainPid(), healthy: true },
+    health: { release: v1.id, pid: mainPid(), healthy: true, uptime_s: expect.any(Number) },
     calls: restart,
   });
 });
@@ -65,7 +65,7 @@ test("an unhealthy release is rolled back through systemctl too, with the failed
     status: 409,
     rolledBack: true,
     logTail: "fixture agent: cannot start (bad config)\n",
-    health: { release: v1.id, pid: mainPid(), healthy: true },
+    health: { release: v1.id, pid: mainPid(), healthy: true, uptime_s: expect.any(Number) },
     oldGone: true,
     calls: [
       ...restart,
@@ -74,4 +74,35 @@ test("an unhealthy release is rolled back through systemctl too, with the failed
       ...restart,
     ],
   });
+});
+
+test("swarm logs reads the agent unit's journal (journalctl -u): the failed invocation's last words; --updater reads updater.log", async () => {
+  const before = calls().length;
+  const r = await fleet.cli(["swarm", "logs", "--host", "w1", "-n", "20"]);
+  const u = await fleet.cli(["swarm", "logs", "--host", "w1", "--updater"]);
+  expect({
+    code: r.code,
+    said: r.stdout.split("\n").includes("fixture agent: cannot start (bad config)"),
+    calls: calls().slice(before),
+    updater: { code: u.code, said: u.stdout.includes("unhealthy; rolling back to") },
+  }).toEqual({ code: 0, said: true, calls: ["journalctl -u decnet-agent.service -n 20 -o short-iso --no-pager -q"], updater: { code: 0, said: true } });
+});
+
+test("swarm logs -f follows the unit's journal (journalctl -f) and on Ctrl-C its journalctl is gone", async () => {
+  const p = Bun.spawn([fleet.bin, "swarm", "logs", "--host", "w1", "-f", "-n", "1"], { env: { ...process.env, ...fleet.env }, cwd: fleet.root, stdout: "pipe", stderr: "pipe" });
+  let seen = "";
+  const reading = (async () => {
+    for await (const c of p.stdout) seen += new TextDecoder().decode(c);
+  })();
+  // The stand-in follows the newest invocation's output.
+  const newest = readdirSync(state).filter((f) => f.startsWith("agent-")).map((f) => join(state, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
+  await until(() => calls().includes("journalctl -u decnet-agent.service -n 1 -o short-iso --no-pager -q -f") && seen.length > 0, "journalctl -f to start");
+  appendFileSync(newest, "a line after the call started\n");
+  await until(() => seen.includes("a line after the call started\n"), "the new line");
+  p.kill("SIGINT");
+  const code = await p.exited;
+  await reading;
+  const tails = () => fleet.processes().filter((pid) => cmdline(pid).some((a) => a.startsWith(state)) && cmdline(pid)[0] === "tail");
+  await until(() => tails().length === 0, "the followed journalctl to be stopped");
+  expect({ code, stderr: await new Response(p.stderr).text(), tails: tails() }).toEqual({ code: 0, stderr: "", tails: [] });
 });

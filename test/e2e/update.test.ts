@@ -177,7 +177,7 @@ test("a first install that fails leaves no current, no agent, keeps the release,
   expect({ status: r.status, rolled_back: r.body.error?.detail?.rolled_back, snapshot, next: good.status }).toEqual({
     status: 409,
     rolled_back: false,
-    snapshot: { current: null, kept: true, agent: { release: null, pid: null, healthy: false } },
+    snapshot: { current: null, kept: true, agent: { release: null, pid: null, healthy: false, uptime_s: null } },
     next: 200,
   });
 });

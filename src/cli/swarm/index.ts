@@ -10,6 +10,8 @@ export const swarmCommands = {
   rollout: () => import("./rollout.ts").then((m) => m.default),
   rollback: () => import("./rollback.ts").then((m) => m.default),
   releases: () => import("./releases.ts").then((m) => m.default),
+  status: () => import("./status.ts").then((m) => m.default),
+  logs: () => import("./logs.ts").then((m) => m.default),
   operator: () => import("./operator.ts").then((m) => m.default),
   "rotate-master": () => import("./rotate-master.ts").then((m) => m.default),
   renew: () => import("./renew.ts").then((m) => m.default),

@@ -28,6 +28,9 @@ import { TrustStore } from "./trust-store.ts";
 import { localHealth } from "../../lib/control-socket.ts";
 import { killRunning } from "../../lib/proc.ts";
 import { timeouts } from "../../lib/timeouts.ts";
+import { Counters, countingRestarts } from "./counters.ts";
+import { UpdaterLogs } from "./logs.ts";
+import { Vitals } from "./vitals.ts";
 
 /** Bun.serve's own limit sits far above ours: stage.ts enforces the real one with an error body. */
 const TRANSPORT_BODY_LIMIT = 2 ** 40;
@@ -70,7 +73,9 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
 
   const trust = new TrustStore(paths.trust, log);
   trust.load(updaterBundle.trust);
-  const sup = createSupervisor(cfg, paths, log, () => guards.agent);
+  const counters = new Counters(paths.updater.metrics, log);
+  const sup = countingRestarts(createSupervisor(cfg, paths, log, () => guards.agent), counters);
+  const logs = new UpdaterLogs(cfg, paths);
   const agentHealth = (timeoutMs: number) => localHealth(paths.agentSock, timeoutMs).catch(() => null);
   const ops = new AgentOps({ cfg, paths, sup, log, trust, health: () => agentHealth(timeouts.localHealth()) });
   // After each operation: nothing it opened may still hold a deleted file's blocks.
@@ -82,7 +87,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   for (const note of [self.recover(), ops.recoverJournal()]) if (note) log.warn(note);
 
   let stopServers = () => {};
-  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers) };
+  const deps = { info: buildInfo(), maxUploadBytes: cfg.maxUploadBytes, ops, self, lock, agentHealth, log, trust, reexec: () => self.reexec(stopServers), counters, vitals: new Vitals(cfg, paths), logs, startedAt: Date.now() };
   // New certificates or a new CRL in both bundle dirs: this listener swaps in
   // process, the agent's through agent.sock (it keeps its pid).
   const switchListeners = async (): Promise<AgentSwitch> => {
@@ -98,6 +103,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   server.start();
   const sock = listenUnix(paths.updater.sock, createApp(updaterLocalRoutes(deps), log));
   stopServers = () => {
+    logs.closeAll();
     server.stop(true);
     sock.stop(true);
   };
@@ -109,6 +115,7 @@ export async function start(cfg: ResolvedUpdaterConfig, log: Logger): Promise<vo
   onShutdown(() => {
     // An install check or preflight in flight ends with us (the journal does the rest on the next start).
     killRunning();
+    logs.closeAll();
     server.stop(true);
     sock.stop(true);
     try { unlinkSync(paths.updater.sock); } catch {}

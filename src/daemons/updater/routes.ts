@@ -19,6 +19,11 @@ import type { SelfOps } from "./self.ts";
 import { stageDelta } from "./stage-delta.ts";
 import { stageUpload } from "./stage.ts";
 import type { StageOptions, Staged } from "./staging.ts";
+import { type Counters, outcomeOf } from "./counters.ts";
+import type { UpdaterLogs } from "./logs.ts";
+import { metricsResponse } from "./metrics.ts";
+import type { Vitals } from "./vitals.ts";
+import { uptimeSeconds } from "../../lib/procfs.ts";
 
 /**
  * The operation lock: one update, rollback or recovery at a time. `after`
@@ -66,6 +71,11 @@ export interface UpdaterDeps {
   agentHealth: (timeoutMs: number) => Promise<LocalHealth | null>;
   log: Logger;
   trust: TrustStore;
+  /** /metrics: the counters, what is measured at each scrape, and when this process started. */
+  counters: Counters;
+  vitals: Vitals;
+  logs: UpdaterLogs;
+  startedAt: number;
 }
 
 /**
@@ -74,11 +84,31 @@ export interface UpdaterDeps {
  * the worker's own log tells every push that did not land.
  */
 function operation<T>(d: UpdaterDeps, name: string, fn: () => Promise<T>): Promise<T> {
-  return d.lock.run(name, fn).catch((e: unknown) => {
-    const x = e as { code?: string; message?: string };
-    if (x?.code !== "busy") d.log.warn(`${name} failed: ${x?.code ?? "error"}: ${x?.message ?? String(e)}`);
-    throw e;
-  });
+  const t0 = performance.now();
+  return d.lock.run(name, fn).then(
+    (r) => {
+      count(d, name, r, null, t0);
+      return r;
+    },
+    (e: unknown) => {
+      const x = e as { code?: string; message?: string };
+      if (x?.code !== "busy") {
+        d.log.warn(`${name} failed: ${x?.code ?? "error"}: ${x?.message ?? String(e)}`);
+        count(d, name, null, x, t0);
+      }
+      throw e;
+    },
+  );
+}
+
+/** The operation in /metrics' counters: an update by outcome (and a probe's rollback), or a rollback done. */
+function count(d: UpdaterDeps, name: string, r: unknown, e: { code?: string; detail?: unknown } | null, t0: number): void {
+  const seconds = (performance.now() - t0) / 1000;
+  const result = (r as { status?: string; response?: { status?: string } } | null);
+  if (name === "update" || name === "update-self") {
+    const rolledBack = e?.code === "rolled_back" && (e.detail as { rolled_back?: boolean } | undefined)?.rolled_back === true;
+    d.counters.update(name === "update" ? "agent" : "updater", outcomeOf(result?.response ?? result, e), seconds, rolledBack);
+  } else if (name === "rollback" && !e) d.counters.operatorRollback();
 }
 
 async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
@@ -91,10 +121,12 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     release: d.info.release,
     pid: process.pid,
     busy: d.lock.busy,
-    agent: { release: h?.release ?? null, pid: h?.pid ?? null, healthy: h !== null && h.release === current },
+    agent: { release: h?.release ?? null, pid: h?.pid ?? null, healthy: h !== null && h.release === current, uptime_s: h ? uptimeSeconds(h.pid) : null },
     leaks: { deleted_fds: deletedFds(d.ops.set.paths.root).length },
     self_update: d.self.last(),
     trust: trustSummary(d.trust.get()),
+    certificates: d.vitals.certificates(),
+    disk: d.vitals.disk(),
   };
 }
 
@@ -110,12 +142,24 @@ async function readBody(req: Request, max: number, what: string): Promise<Uint8A
   return Buffer.concat(chunks);
 }
 
+/** The request's body, its bytes counted for /metrics as they arrive. */
+function countedBody(req: Request, c: Counters): ReadableStream<Uint8Array> | null {
+  return req.body?.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform(chunk, ctl) { c.received(chunk.byteLength); ctl.enqueue(chunk); } })) ?? null;
+}
+
 /** The upload in `req` staged into `set`: whole, or as a delta against `delta`. */
-async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined): Promise<() => Promise<Staged>> {
+async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined, c: Counters): Promise<() => Promise<Staged>> {
   const len = req.headers.get("content-length");
   const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
-  if (!delta) return () => stageUpload(set.paths, req.body, o);
-  return async () => stageDelta(set.paths, set.spare, await set.base(delta), delta, req.body, o);
+  if (!delta) return () => stageUpload(set.paths, countedBody(req, c), o);
+  return async () => stageDelta(set.paths, set.spare, await set.base(delta), delta, countedBody(req, c), o);
+}
+
+/** What /metrics reads at each scrape. */
+async function metrics(d: UpdaterDeps): Promise<Response> {
+  const h = await d.agentHealth(timeouts.healthAgent());
+  const agent = { healthy: h !== null && h.release === d.ops.set.current(), uptime_s: h ? uptimeSeconds(h.pid) : null };
+  return metricsResponse({ counters: d.counters, vitals: d.vitals, agentSet: d.ops.set, info: d.info, busy: d.lock.busy, agent, logStreams: d.logs.followers, startedAt: d.startedAt });
 }
 
 export function updaterRoutes(d: UpdaterDeps): Routes {
@@ -126,6 +170,12 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       return b;
     }),
     route(updaterApi.health, () => health(d)),
+    route(updaterApi.logs, ({ query, req, server }) => {
+      // A follow stream may sit quiet for long: no idle timeout; it ends when the client goes.
+      if (query.follow === "1") server?.timeout(req, 0);
+      return d.logs.answer(query, req.signal);
+    }),
+    route(updaterApi.metrics, () => metrics(d)),
     route(updaterApi.releases, () => d.ops.set.list()),
     route(updaterApi.rollback, () => operation(d, "rollback", () => d.ops.rollback())),
     // Under the lock: a trust document never changes under an install that checks against it.
@@ -134,12 +184,12 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta), { allowDowngrade: query.allow_downgrade === "true" });
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" });
       }),
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta), { allowDowngrade: query.allow_downgrade === "true" }));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" }));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.

@@ -75,6 +75,22 @@ export class Spare {
   }
 
   /**
+   * Bytes of the spare's file `path` that a delta rewriting it in place
+   * (take()) would not need anew, for the disk preflight; 0 when take()
+   * would not hand it over.
+   */
+  inPlaceBytes(path: string): number {
+    try {
+      if (!lstatSync(this.paths.spare).isDirectory()) return 0;
+      if (!digestsOf(readIndex(this.paths.spareIndex), path)) return 0;
+      const st = lstatSync(join(this.paths.spare, path));
+      return st.isFile() && st.nlink === 1 ? st.size : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
    * Moves the spare's file `path` to `dest` and opens it for rewriting; null
    * when there is no usable spare for it. The rest of the spare is removed
    * either way: it serves one update. The caller owns the returned fd.

@@ -19,6 +19,7 @@ import { CHECKPOINT } from "./resumable-hash.ts";
 import type { Spare } from "./spare.ts";
 import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Staged, type Staging, uploadBody } from "./staging.ts";
 import { type Prefix, VerifiedFile } from "./verified-file.ts";
+import { roomForDelta } from "./disk-room.ts";
 
 const unavailable = (message: string) => new DecnetError("delta_unavailable", message);
 
@@ -132,9 +133,11 @@ function copyBlocks(staging: Staging, base: BaseRelease, path: string, first: nu
   }
 }
 
-export function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | null, baseId: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
-  const src = uploadBody(body, o, "delta");
+export async function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelease | null, baseId: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
+  const raw = uploadBody(body, o, "delta");
   if (!base) throw unavailable(`base release ${baseId.slice(0, 12)} is not kept here`);
+  // Disk preflight first (disk-room.ts): a file rebuilt in the spare's copy needs no new room.
+  const src = await roomForDelta(paths, raw, o, (path, ops) => (resumablePrefix(base, path, ops) ? spare.inPlaceBytes(path) : 0));
   return stage(paths, o, "delta", async (staging) => {
     const count = { n: 0 };
     // Decompressed, a delta is its header and literals: never more than a release and its header.

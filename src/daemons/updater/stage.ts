@@ -16,6 +16,7 @@ import type { Digests } from "./block-index.ts";
 import type { FilePoints } from "./resume-cache.ts";
 import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Staged, uploadBody } from "./staging.ts";
 import { VerifiedFile } from "./verified-file.ts";
+import { roomForRelease } from "./disk-room.ts";
 
 /** A tar writer pads its output to its record size (GNU tar: 10 KiB); more than this after the end is not padding. */
 const MAX_PADDING = 1024 * 1024;
@@ -69,8 +70,9 @@ async function nextEntry(tar: TarReader): Promise<TarHeader | null> {
   return e;
 }
 
-export function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
-  const src = uploadBody(body, o, "release .tar.gz");
+export async function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
+  // Disk preflight first (disk-room.ts): the manifest is read ahead, nothing written before the check.
+  const src = await roomForRelease(paths, uploadBody(body, o, "release .tar.gz"), o);
   return stage(paths, o, "archive", async (staging) => {
     const count = { n: 0 };
     const tar = new TarReader(plainChunks(staging, src, o, count, MAX_RELEASE_BYTES + OVERHEAD, "archive"));

@@ -58,7 +58,27 @@ export interface Held {
   cleanups: number;
 }
 
-export class Staging implements AsyncDisposable {
+/** Whoever owns an upload reader's clean-ups: a Staging, or a Cleanups before one exists. */
+export interface Scope {
+  defer(fn: () => void | Promise<void>): void;
+}
+
+/** Clean-ups run once, last registered first: the scope of work done before a staging dir exists (disk-room.ts). */
+export class Cleanups implements Scope {
+  private fns: Array<() => void | Promise<void>> = [];
+  defer(fn: () => void | Promise<void>): void {
+    this.fns.push(fn);
+  }
+  async run(): Promise<void> {
+    while (this.fns.length) {
+      try {
+        await this.fns.pop()!();
+      } catch {}
+    }
+  }
+}
+
+export class Staging implements AsyncDisposable, Scope {
   readonly dir: string;
   private fds = new Set<number>();
   private cleanups: Array<() => void | Promise<void>> = [];
@@ -117,7 +137,7 @@ export class Staging implements AsyncDisposable {
  * client disconnects. Its reader, stall timer and abort listener belong to
  * `s`: released on every path out of the staging, whoever stopped reading.
  */
-export function uploadChunks(s: Staging, body: ReadableStream<Uint8Array>, o: StageOptions, count: { n: number }): AsyncIterableIterator<Uint8Array> {
+export function uploadChunks(s: Scope, body: ReadableStream<Uint8Array>, o: StageOptions, count: { n: number }): AsyncIterableIterator<Uint8Array> {
   const reader = body.getReader();
   s.defer(() => reader.cancel().catch(() => {}));
   const stallMs = timeouts.uploadStall();
@@ -143,7 +163,8 @@ export function uploadChunks(s: Staging, body: ReadableStream<Uint8Array>, o: St
     try {
       r = await reader.read();
     } catch (e) {
-      throw failure ?? bad(`upload ended early: ${(e as Error).message}`);
+      // A refusal made upstream (a reader that already applied these limits) stays what it is.
+      throw failure ?? (e instanceof DecnetError ? e : bad(`upload ended early: ${(e as Error).message}`));
     }
     if (failure) throw failure;
     if (r.done) return { done: true, value: undefined };

@@ -8,7 +8,7 @@
  * that is damaged: failing open would drop the signature check.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { checkTrustUpdate, readTrustDocument, serializeTrust, type TrustDocument } from "../../protocol/trust.ts";
+import { checkTrustUpdate, parseBounded, readTrustDocument, serializeTrust, TRUST_MAX_BYTES, TrustDocument } from "../../protocol/trust.ts";
 import { writeFileAtomic } from "../../lib/atomic.ts";
 import { DecnetError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -52,7 +52,8 @@ export class TrustStore {
    * throws the refusal (a DecnetError with the protocol's code) otherwise.
    */
   offer(bytes: string | Uint8Array, now = new Date()): { version: number; unchanged: boolean } {
-    const p = readTrustDocument(bytes);
+    // Shape first (400); whether its signatures hold is checkTrustUpdate's (403 bad_signature).
+    const p = parseBounded(bytes, TrustDocument, "the trust document", TRUST_MAX_BYTES);
     if (!p.ok) throw new DecnetError("bad_request", p.message);
     const r = checkTrustUpdate(this.held, p.value, now);
     if (!r.ok) throw new DecnetError(r.code, r.message);
