@@ -22,6 +22,12 @@ export const pushTrust = (e: UpdaterEndpoint, text: string) =>
 export const blocks = (e: UpdaterEndpoint, release: string, slot: Slot = "agent", signal?: AbortSignal) =>
   call(ep(e), updaterApi.blocks, { query: { release, slot }, timeoutMs: timeouts.request(), signal });
 
+/** POST /blocks: the compact index of `release`, the groups `query` (encodeIndexQuery) does not already match; its bytes as received on the wire. */
+export async function blocksCompact(e: UpdaterEndpoint, release: string, slot: Slot, query: Uint8Array, signal?: AbortSignal): Promise<{ index: Uint8Array; wire: number }> {
+  const r = await call(ep(e), updaterApi.blocksCompact, { query: { release, slot }, json: { query: Buffer.from(query).toString("base64") }, timeoutMs: timeouts.request(), signal });
+  return { index: new Uint8Array(Buffer.from(r.index, "base64")), wire: r.index.length + 12 };
+}
+
 /**
  * A file as a stream of 1 MiB reads: a sixteenth of the chunks (and of the
  * per-chunk stream overhead, measured as most of the master's CPU in a
@@ -54,6 +60,8 @@ export interface Upload {
   length: number | null;
   /** A delta against this base release; absent for a whole tarball. */
   delta?: string;
+  /** The delta's format: sent only for 2 (an updater before format 2 knows no such parameter). */
+  format?: 1 | 2;
   /** A signed release older than the running one may go in (never below the floor). */
   allowDowngrade?: boolean;
   onBytes?: (sent: number, total: number | null) => void;
@@ -85,9 +93,10 @@ export async function upload(e: UpdaterEndpoint, u: Upload) {
     signal: u.signal,
   };
   const allow_downgrade = u.allowDowngrade ? ("true" as const) : undefined;
+  const format = u.format === 2 ? ("2" as const) : undefined;
   const result = u.slot === "updater"
-    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta, allow_downgrade } })
-    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta, allow_downgrade } });
+    ? await call(ep(e), updaterApi.updateSelf, { ...o, query: { confirm_self: "true", delta: u.delta, format, allow_downgrade } })
+    : await call(ep(e), updaterApi.update, { ...o, query: { delta: u.delta, format, allow_downgrade } });
   return { result, bytesSent: sent };
 }
 

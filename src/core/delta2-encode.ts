@@ -52,6 +52,8 @@ export interface Delta2Options {
   levelWithoutDict?: number;
   /** Base bytes on each side of a frame's place in the dictionary. */
   margin?: number;
+  /** The release's signature.json, carried in the header when it is signed. */
+  signature?: string;
   /** Give up (null) once the frames pass this: a quarter of the release by default, about a full push's gzip. */
   maxBodyBytes?: number;
 }
@@ -177,7 +179,7 @@ export function encodeDelta2(o: Delta2Options): { body: Uint8Array; stats: Delta
       }
     }
   }
-  const header: Delta2Header = { format: DELTA2_FORMAT, base: o.base.release, block_size: BLOCK_SIZE, manifest: o.manifest, ops };
+  const header: Delta2Header = { format: DELTA2_FORMAT, base: o.base.release, block_size: BLOCK_SIZE, manifest: o.manifest, ops, ...(o.signature ? { signature: o.signature } : {}) };
   const headerFrame = zstdCompressSync(Buffer.from(JSON.stringify(header)), { params: { [Z.ZSTD_c_compressionLevel]: 19, [Z.ZSTD_c_contentSizeFlag]: 1 } });
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, headerFrame.byteLength, true);
@@ -191,9 +193,9 @@ export function encodeDelta2(o: Delta2Options): { body: Uint8Array; stats: Delta
  * A format-1 body (gzip(header line, literal blocks)) from the same inputs,
  * for an updater that does not accept format 2: the master still plans from
  * the executable and never packs the tarball for a delta. Null past
- * `maxLiteralBytes` (half the release, as core/delta.ts).
+ * `maxLiteralBytes` (half the release).
  */
-export function encodeDelta1(o: { manifest: Manifest; files: NewFile[]; base: BlockIndex; maxLiteralBytes?: number }): { body: Uint8Array; literalBytes: number } | null {
+export function encodeDelta1(o: { manifest: Manifest; files: NewFile[]; base: BlockIndex; maxLiteralBytes?: number; signature?: string }): { body: Uint8Array; literalBytes: number } | null {
   const have = baseLookup(o.base);
   const total = o.files.reduce((s, f) => s + f.file.size, 0);
   const byPath = new Map(o.files.map((f) => [f.file.path, f]));
@@ -213,6 +215,6 @@ export function encodeDelta1(o: { manifest: Manifest; files: NewFile[]; base: Bl
     });
     if (literalBytes > (o.maxLiteralBytes ?? total / 2)) return null;
   }
-  const header: DeltaHeader = { format: 1, base: o.base.release, block_size: BLOCK_SIZE, manifest: o.manifest, ops };
+  const header: DeltaHeader = { format: 1, base: o.base.release, block_size: BLOCK_SIZE, manifest: o.manifest, ops, ...(o.signature ? { signature: o.signature } : {}) };
   return { body: Bun.gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...literals]), { level: 6 }), literalBytes };
 }

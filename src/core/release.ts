@@ -15,6 +15,9 @@ import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
 import { timeouts } from "../lib/timeouts.ts";
 import { readTarball, writeTarball } from "../lib/tarball.ts";
+import { type HashedFile, hashFile } from "./plan-input.ts";
+import { buildDir, type PushRelease, releaseFromExecutable, releaseFromTarball } from "./push-release.ts";
+import { ReleaseCache } from "./release-cache.ts";
 
 export interface Release {
   file: string;
@@ -59,30 +62,46 @@ export interface PackOptions {
   sign?: (m: Manifest) => string;
 }
 
-export async function pack(o: PackOptions): Promise<Release> {
-  const file = resolve(o.file);
-  if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`${o.file} is not a file`);
+/** What an executable says it is (asked unless the caller says), for its manifest. */
+async function identify(file: string, o: { version?: string; info?: PackOptions["info"]; shown: string }): Promise<{ version: string; info: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target: string } }> {
   const asked = o.version && o.info ? null : await askVersion(file);
   const version = o.version ?? asked?.version;
   if (!version) {
-    throw new DecnetError("failed", `${o.file} did not answer \`version --json\``, { hint: "pass --version V to pack it anyway (the worker's install check will still ask it)" });
+    throw new DecnetError("failed", `${o.shown} did not answer \`version --json\``, { hint: "pass --version V to pack it anyway (the worker's install check will still ask it)" });
   }
+  return { version, info: { git: o.info?.git ?? asked?.git, built_at: o.info?.built_at ?? asked?.built_at, target: o.info?.target ?? asked?.target ?? `linux-${process.arch}` } };
+}
+
+/**
+ * Keeps the release's block index in the master's cache (core/release-cache.ts),
+ * so the first push from it asks no worker for it. A cache that cannot be
+ * written costs only that: the release is made all the same.
+ */
+function rememberIndex(id: string, files: Record<string, HashedFile>): void {
+  try {
+    new ReleaseCache().putIndex({ release: id, width: 32, files: Object.fromEntries(Object.entries(files).map(([p, h]) => [p, { size: h.size, digests: h.digests }])) });
+  } catch (e) {
+    process.stderr.write(`warning: release ${id.slice(0, 12)}: its block index was not cached (${(e as Error).message}); the first push from it will ask the worker\n`);
+  }
+}
+
+export async function pack(o: PackOptions): Promise<Release> {
+  const file = resolve(o.file);
+  if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`${o.file} is not a file`);
+  const { version, info } = await identify(file, { version: o.version, info: o.info, shown: o.file });
   const dir = mkdtempSync(join(tmpdir(), "decnet-pack-"));
   try {
     const exe = join(dir, RELEASE_BINARY);
     copyFileSync(file, exe);
     chmodSync(exe, 0o755);
-    const files: ManifestFile[] = [{ path: RELEASE_BINARY, mode: "0755", size: statSync(exe).size, sha256: await sha256File(exe) }];
-    const manifest = manifestFor({
-      version,
-      git: o.info?.git ?? asked?.git,
-      built_at: o.info?.built_at ?? asked?.built_at,
-      target: o.info?.target ?? asked?.target ?? `linux-${process.arch}`,
-    }, files);
+    const h = hashFile(exe);
+    const files: ManifestFile[] = [{ path: RELEASE_BINARY, mode: "0755", size: h.size, sha256: h.sha256 }];
+    const manifest = manifestFor({ version, git: info.git, built_at: info.built_at, target: info.target }, files);
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     if (o.sign) writeFileSync(join(dir, SIGNATURE_FILE), o.sign(manifest));
     const out = resolve(o.out ?? `decnet-${version}-${manifest.id.slice(0, 12)}.tar.gz`);
     await writeTarball(out, dir, [RELEASE_MANIFEST, ...(o.sign ? [SIGNATURE_FILE] : []), RELEASE_BINARY]);
+    rememberIndex(manifest.id, { [RELEASE_BINARY]: h });
     return { file: out, manifest, size: statSync(out).size, source: o.source ?? `artifact ${o.file}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -106,21 +125,34 @@ export function findSourceTree(from = process.cwd()): string | null {
 
 const BuildJson = z.object({ out: z.string(), version: z.string(), sha: z.string(), dirty: z.boolean(), target: z.string(), built_at: z.string() });
 
-/** Builds the working tree (staged, unstaged and untracked alike) and packs it. */
-export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string; sign?: PackOptions["sign"] }): Promise<Release> {
+interface Built {
+  exe: string;
+  version: string;
+  info: { git: { sha: string; dirty: boolean }; built_at: string; target: string };
+  source: string;
+}
+
+/** Builds the working tree (staged, unstaged and untracked alike) into `dir`/decnet. */
+async function buildExecutable(o: { target?: "linux-x64" | "linux-arm64"; cwd?: string }, dir: string): Promise<Built> {
   const root = findSourceTree(o.cwd);
   if (!root) {
     throw usageError("no decnet source tree here to build", "run from a decnet checkout, or pass --artifact FILE or --self");
   }
+  const exe = join(dir, "decnet");
+  const bun = Bun.which("bun");
+  if (!bun) throw new DecnetError("failed", "building the working tree needs bun on PATH", { hint: "npm install -g bun, or pass --artifact/--self" });
+  const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
+  if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
+  const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
+  return { exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, source: `build of ${root}` };
+}
+
+/** Builds the working tree and packs it (`release build`). */
+export async function buildRelease(o: { out?: string; target?: "linux-x64" | "linux-arm64"; cwd?: string; sign?: PackOptions["sign"] }): Promise<Release> {
   const dir = mkdtempSync(join(tmpdir(), "decnet-build-"));
   try {
-    const exe = join(dir, "decnet");
-    const bun = Bun.which("bun");
-    if (!bun) throw new DecnetError("failed", "building the working tree needs bun on PATH", { hint: "npm install -g bun, or pass --artifact/--self" });
-    const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
-    if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
-    const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
-    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}`, sign: o.sign });
+    const b = await buildExecutable(o, dir);
+    return await pack({ file: b.exe, version: b.version, info: b.info, out: o.out, source: b.source, sign: o.sign });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -162,24 +194,30 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
 
 /**
  * The release for a push, in order of explicitness: --artifact (a release
- * tarball, or an executable to pack), --self, or a build of the working tree.
+ * tarball, or an executable), --self, or a build of the working tree; in a
+ * push dir of its own (core/push-release.ts), hashed, with no tarball made
+ * (a full push makes it when it needs it). `sign`: what the master packs or
+ * builds is signed; a release tarball given as --artifact is sent as it is.
  */
-/**
- * `sign`: what the master packs or builds is signed as it is written; a
- * release tarball given as --artifact is sent as it is (signed or not).
- */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"] }): Promise<Release> {
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; sign?: PackOptions["sign"] }): Promise<PushRelease> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
-  const out = join(o.outDir, `push-${process.pid}-${Date.now()}.tar.gz`);
   if (o.artifact) {
     const file = resolve(o.cwd ?? process.cwd(), o.artifact);
-    if (!existsSync(file)) throw usageError(`--artifact ${o.artifact}: no such file`);
-    if (isGzip(file)) {
-      const manifest = await readReleaseManifest(file);
-      return { file, manifest, size: statSync(file).size, source: `artifact ${o.artifact}` };
-    }
-    return pack({ file, out, source: `artifact ${o.artifact} (packed)`, sign: o.sign });
+    if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`--artifact ${o.artifact}: no such file`);
+    if (isGzip(file)) return releaseFromTarball(file, `artifact ${o.artifact}`);
+    const { version, info } = await identify(file, { shown: o.artifact });
+    return releaseFromExecutable({ file, version, info, source: `artifact ${o.artifact}`, sign: o.sign });
   }
-  if (o.self) return packSelf(out, o.sign);
-  return buildRelease({ out, cwd: o.cwd, sign: o.sign });
+  if (o.self) {
+    const info = buildInfo();
+    if (!info.compiled) throw usageError("--self needs the compiled decnet (bun run build), not a source run");
+    return releaseFromExecutable({ file: process.execPath, version: info.version, info: { git: info.git, built_at: info.built_at, target: info.target ?? `linux-${process.arch}` }, source: `self (${process.execPath})`, sign: o.sign });
+  }
+  const dir = buildDir();
+  try {
+    const b = await buildExecutable({ cwd: o.cwd }, dir);
+    return releaseFromExecutable({ file: b.exe, version: b.version, info: b.info, source: b.source, sign: o.sign, move: true });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -36,7 +36,9 @@ export function homePaths(home = decnetHome()) {
     /** Releases the master built, packed or keeps: a push's own (deleted after it), a rollout's until it is done or aborted. */
     cache: join(home, "cache"),
     /** A rollout's release, kept so `swarm rollout resume` sends the very same bytes. */
-    rolloutRelease: (id: string) => join(home, "cache", "rollouts", `${id}.tar.gz`),
+    rolloutRelease: (id: string) => join(home, "cache", "rollouts", id),
+    /** One dir per push (core/push-release.ts): the release's files, manifest, and its tarball once a host needs it whole. */
+    pushCache: join(home, "cache", "push"),
     /** The master's cache of releases by id: block indexes and files (core/release-cache.ts). */
     releaseCache: join(home, "cache", "releases"),
     defaultAgentDir: join(home, "agent"),

@@ -4,6 +4,7 @@
  * nearby bytes (a raw-content dictionary the worker reads from its own copy).
  */
 import { z } from "zod";
+import { SIGNATURE_MAX_BYTES } from "./signature.ts";
 import { Manifest, ReleasePath } from "./manifest.ts";
 
 /**
@@ -61,6 +62,8 @@ export const Delta2Header = z.object({
   manifest: Manifest,
   /** Ops per file path, for every file of the manifest, in manifest order on the wire. */
   ops: z.record(ReleasePath, z.array(Delta2Op).max(1_000_000)),
+  /** The release's signature.json as its tarball carries it (DESIGN §11), when it is signed. */
+  signature: z.string().max(SIGNATURE_MAX_BYTES).optional(),
 });
 export type Delta2Header = z.infer<typeof Delta2Header>;
 

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { ProbeTranscript } from "./common.ts";
 import { BlocksResponse } from "./delta.ts";
+import { DeltaFormats } from "./delta2.ts";
 import { ReleaseId } from "./manifest.ts";
 import { defineRoute } from "./route.ts";
 
@@ -39,6 +40,8 @@ export const UpdaterHealth = z.object({
   self_update: SelfUpdateRecord.nullable().optional(),
   /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
   trust: z.object({ version: z.number().int(), roots: z.array(z.string()), floor: z.string().nullable() }).nullable().optional(),
+  /** Delta formats it takes (DESIGN §17); absent from updaters before format 2, which take format 1 only. */
+  delta_formats: DeltaFormats.optional(),
   /** Open files of the updater deleted under the install dir (each holds its disk blocks): 0 unless something leaks. */
   leaks: z.object({ deleted_fds: z.number().int() }).optional(),
 });
@@ -119,7 +122,7 @@ export type Slot = z.infer<typeof Slot>;
  * Uploads: a whole release tarball, or with `delta` one against that base
  * release; `allow_downgrade` lets a signed older release in (never below the floor).
  */
-const DeltaQuery = { delta: ReleaseId.optional(), allow_downgrade: z.enum(["true", "false"]).optional() };
+const DeltaQuery = { delta: ReleaseId.optional(), format: z.enum(["1", "2"]).optional(), allow_downgrade: z.enum(["true", "false"]).optional() };
 
 /** What POST /trust answers: the version now held. */
 export const TrustResponse = z.object({ version: z.number().int(), unchanged: z.boolean() });
@@ -146,6 +149,11 @@ export const LogsQuery = z.strictObject({
 });
 export type LogsQuery = z.output<typeof LogsQuery>;
 
+/** A compact index query in base64: 8 bytes per 1 MiB group, a 2 GiB release is ~22 kB. */
+export const BLOCKS_QUERY_MAX = 64 * 1024;
+/** A compact index in base64: 8 bytes a block, a 2 GiB release is ~1.4 MB. */
+export const BLOCKS_COMPACT_MAX = 2 * 1024 * 1024;
+
 /** The updater's routes, sorted by key; daemons/updater/routes.ts serves exactly these. */
 export const updaterApi = {
   blocks: defineRoute({
@@ -155,6 +163,19 @@ export const updaterApi = {
     response: BlocksResponse,
     // A 2 GiB release (the most the updater takes) is 131,072 digests: ~5.6 MB in base64.
     answerLimit: 8 * 1024 * 1024,
+  }),
+  /**
+   * POST /blocks (format-2 updaters): the compact index (protocol/block-index.ts)
+   * of a base, only the 1 MiB groups whose digests differ from the query's;
+   * both base64 in JSON (a one-line change answers ~2 kB).
+   */
+  blocksCompact: defineRoute({
+    method: "POST",
+    path: "/blocks",
+    query: z.object({ release: ReleaseId, slot: Slot.default("agent") }),
+    body: z.object({ query: z.string().max(BLOCKS_QUERY_MAX).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
+    response: z.object({ index: z.string().max(BLOCKS_COMPACT_MAX).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
+    answerLimit: BLOCKS_COMPACT_MAX + 1024,
   }),
   health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
   /** The tail of a log as text/plain, one line per line; with follow=1 a stream that ends when the client goes. */

@@ -1,25 +1,21 @@
 /**
- * A rollout's release in the master's cache (~/.decnet/cache/rollouts/<id>.tar.gz):
- * kept from the start until the rollout is done or aborted, so a resume sends
- * the very same bytes, checked against the id the rollout started with.
+ * A rollout's release in the master's cache (~/.decnet/cache/rollouts/<id>/,
+ * the push dir of core/push-release.ts moved there): kept from the start
+ * until the rollout is done or aborted, so a resume sends the very same
+ * bytes, checked against the id the rollout started with.
  */
-import { copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
-import { readReleaseManifest, type Release } from "../release.ts";
+import { openPushRelease, type PushRelease } from "../push-release.ts";
 import type { Rollout } from "./store.ts";
 
-/**
- * Puts the release where the rollout keeps it: moved when the master made it
- * (`temp`), copied when it is the operator's file (which may change or go).
- */
-export function keepRelease(release: Release, id: string, temp: boolean): Release {
-  const file = homePaths().rolloutRelease(id);
-  ensurePrivateDir(dirname(file));
-  if (temp) renameSync(release.file, file);
-  else copyFileSync(release.file, file);
-  return { ...release, file };
+/** Moves the push's dir to where the rollout keeps it. */
+export function keepRelease(release: PushRelease, id: string): PushRelease {
+  const dir = homePaths().rolloutRelease(id);
+  ensurePrivateDir(dirname(dir));
+  return release.moveTo(dir);
 }
 
 /**
@@ -27,23 +23,24 @@ export function keepRelease(release: Release, id: string, temp: boolean): Releas
  * this master's own cache path for the id: the registry says whether one is
  * kept, never where to read or delete.
  */
-export async function cachedRelease(r: Rollout): Promise<Release> {
-  const file = homePaths().rolloutRelease(r.id);
-  if (!r.release_file || !existsSync(file)) {
-    throw new DecnetError("failed", `rollout ${r.id}: its release ${r.release.version} ${r.release.id.slice(0, 12)} is not in this master's cache (${file})`, {
+export async function cachedRelease(r: Rollout): Promise<PushRelease> {
+  const dir = homePaths().rolloutRelease(r.id);
+  const missing = () =>
+    new DecnetError("failed", `rollout ${r.id}: its release ${r.release.version} ${r.release.id.slice(0, 12)} is not in this master's cache (${dir})`, {
+      hint: "start a new rollout with `decnet swarm update`",
+    });
+  if (!r.release_file) throw missing();
+  const release = openPushRelease(dir, r.release.source);
+  if (!release) throw missing();
+  if (release.manifest.id !== r.release.id) {
+    throw new DecnetError("failed", `rollout ${r.id}: the cached release ${dir} is ${release.manifest.id.slice(0, 12)}, not the ${r.release.id.slice(0, 12)} it started with`, {
       hint: "start a new rollout with `decnet swarm update`",
     });
   }
-  const manifest = await readReleaseManifest(file);
-  if (manifest.id !== r.release.id) {
-    throw new DecnetError("failed", `rollout ${r.id}: the cached release ${file} is ${manifest.id.slice(0, 12)}, not the ${r.release.id.slice(0, 12)} it started with`, {
-      hint: "start a new rollout with `decnet swarm update`",
-    });
-  }
-  return { file, manifest, size: r.release.size, source: r.release.source };
+  return release;
 }
 
 /** Drops a rollout's cached release (done or aborted). */
 export function dropRelease(id: string): void {
-  rmSync(homePaths().rolloutRelease(id), { force: true });
+  rmSync(homePaths().rolloutRelease(id), { recursive: true, force: true });
 }

@@ -4,13 +4,11 @@
  * rollback (swarm/rollback.ts), and the cached release dropped once the
  * rollout is done or aborted.
  */
-import { serializeSignature } from "../../protocol/signature.ts";
 import { os } from "../../lib/os-user.ts";
-import { DeltaSource } from "../delta.ts";
+import { DeltaPlanner } from "../delta-planner.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
-import { readReleaseSignature } from "../release-sign.ts";
-import type { Release } from "../release.ts";
+import type { PushRelease } from "../push-release.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
@@ -41,7 +39,7 @@ function history(r: HostResult, release: ReleaseInfo, rollout: string): Push[] {
 }
 
 /** The row of a host that left the fleet between a rollout's runs: nothing is sent to it. */
-function goneRow(name: string, release: Release): HostResult {
+function goneRow(name: string, release: PushRelease): HostResult {
   return {
     host: name, address: "", agent: "error", self: null, detail: `${name} is no longer enrolled (decommissioned?); nothing was sent`,
     release_id: release.manifest.id, transfer: null, self_transfer: null, install: null, signer: null, error_code: "decommissioned", previous: null, identity: null, bytes_sent: 0, duration_ms: 0,
@@ -49,10 +47,12 @@ function goneRow(name: string, release: Release): HostResult {
 }
 
 /** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
-async function execute(store: RolloutStore, r: Rollout, release: Release, o: RunOptions): Promise<Rollout> {
+async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
-  const signature = await readReleaseSignature(release.file);
-  const delta = r.settings.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
+  // Plans from the executable itself (no tarball unless a host needs it whole), and the base of the next push once a host runs it.
+  using planner = new DeltaPlanner(release.manifest, release.local, release.hashed, undefined, release.signature);
+  const delta = r.settings.full ? null : planner;
+  let remembered = false;
   const hosts = (() => {
     using reg = new Registry();
     return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
@@ -73,6 +73,10 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
       const res = h
         ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
         : goneRow(name, release);
+      if (res.agent === "updated" && !remembered) {
+        remembered = true;
+        rememberRelease(planner, release);
+      }
       onProgress({ host: name, phase: "done", result: res });
       return res;
     },
@@ -90,23 +94,31 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
   return final;
 }
 
+/** Keeps the release's index and files in the master's cache; failing to is a warning, never a failed push. */
+function rememberRelease(planner: DeltaPlanner, release: PushRelease): void {
+  try {
+    planner.remember();
+  } catch (e) {
+    process.stderr.write(`warning: release ${release.manifest.id.slice(0, 12)} was not kept in the release cache (${(e as Error).message}); the next push from it will ask the worker for its index\n`);
+  }
+}
+
 export interface StartOptions extends RunOptions {
   plan: Plan;
-  release: Release;
-  /** The master made the release file (moved into the cache) rather than the operator (copied). */
-  temp: boolean;
+  /** Its push dir is moved into the rollout's cache. */
+  release: PushRelease;
   signer: string | null;
 }
 
 /** A new rollout: recorded (state running, every host pending), its release kept, then run. */
 export async function startRollout(o: StartOptions): Promise<Rollout> {
   const id = newRolloutId();
-  const release = keepRelease(o.release, id, o.temp);
+  const release = keepRelease(o.release, id);
   const at = new Date().toISOString();
   const r: Rollout = {
     id, created_at: at, updated_at: at, operator: os.operator(), state: "running",
     release: { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer: o.signer },
-    release_file: release.file, settings: o.plan.settings, batches: o.plan.batches, canaries: o.plan.canaries,
+    release_file: release.dir, settings: o.plan.settings, batches: o.plan.batches, canaries: o.plan.canaries,
     run: 1, budget_from: 1, owner: masterOwner(), halt_reason: null,
     hosts: o.plan.batches.flatMap((b, batch) => b.map((host) => ({ host, batch, state: "pending" as const, run: null, started_at: null, finished_at: null, result: null, note: null }))),
   };
@@ -123,7 +135,7 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
 /** `swarm rollout resume ID`: the pending hosts, with the same release and settings. */
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
-  let release: Release | undefined;
+  let release: PushRelease | undefined;
   const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { release = await cachedRelease(peek); } });
   return await execute(store, r, release!, o);
 }

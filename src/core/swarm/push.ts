@@ -5,18 +5,20 @@
  * Returns the host's row, built once.
  */
 import { agentHealth } from "../../client/agent.ts";
-import { blocks, fileStream, releases, type UpdaterEndpoint, updaterHealth, upload, waitForUpdaterRelease } from "../../client/updater.ts";
+import { blocks, blocksCompact, fileStream, releases, type UpdaterEndpoint, updaterHealth, upload, waitForUpdaterRelease } from "../../client/updater.ts";
 import type { BlocksResponse } from "../../protocol/delta.ts";
-import type { InstallReport, RolledBackDetail, Slot, SwitchResponse } from "../../protocol/updater.ts";
+import type { InstallReport, RolledBackDetail, Slot, SwitchResponse, UpdaterHealth } from "../../protocol/updater.ts";
 import { errorMessage, RemoteError } from "../../lib/errors.ts";
 import { timeouts } from "../../lib/timeouts.ts";
-import type { DeltaSource } from "../delta.ts";
+import type { DeltaPlanner, IndexFetch } from "../delta-planner.ts";
+import type { PushRelease } from "../push-release.ts";
+import type { Host } from "../registry.ts";
 import { type IdentityUpkeep, upkeepNote } from "./upkeep.ts";
 
-/** Delta bodies per base, shared by a push's hosts (core/delta's DeltaSource). */
-export type Deltas = Pick<DeltaSource, "body">;
-import type { Host } from "../registry.ts";
-import type { Release } from "../release.ts";
+/** Delta bodies per base and format, shared by a push's hosts (core/delta-planner.ts). */
+export type Deltas = Pick<DeltaPlanner, "body">;
+/** What a push needs of the release: its manifest, and its tarball when a host takes it whole. */
+export type Release = Pick<PushRelease, "manifest" | "tarball">;
 
 export type Outcome = "updated" | "rolled-back" | "error";
 export type SelfOutcome = "updated" | "unchanged" | "rolled-back" | "error";
@@ -26,6 +28,10 @@ export interface Transfer {
   mode: "full" | "delta";
   /** Bytes the master put on the wire for it. */
   bytes: number;
+  /** Bytes the worker sent to plan it (its block index): 0 when the master's cache held the base's index. */
+  received: number;
+  /** The delta's format (2: zstd against the base; 1: for an updater that does not take 2). */
+  format?: 1 | 2;
   /** The release a delta was made against. */
   base?: string;
   /** The error code that made a delta fall back to a full push. */
@@ -76,24 +82,26 @@ export interface WorkerClient {
   releases: typeof releases;
   updaterHealth: typeof updaterHealth;
   blocks: (e: UpdaterEndpoint, release: string, slot: Slot, signal?: AbortSignal) => Promise<BlocksResponse>;
+  /** POST /blocks: the compact index, for an updater that takes format 2. */
+  blocksCompact: typeof blocksCompact;
   upload: typeof upload;
   waitForUpdaterRelease: typeof waitForUpdaterRelease;
   agentHealth: typeof agentHealth;
 }
 
-export const workerClient: WorkerClient = { releases, updaterHealth, blocks, upload, waitForUpdaterRelease, agentHealth };
+export const workerClient: WorkerClient = { releases, updaterHealth, blocks, blocksCompact, upload, waitForUpdaterRelease, agentHealth };
 
 /** A release set on the worker, as the master addresses it. */
 interface Target {
   slot: Slot;
-  /** The release that slot runs: what a delta is made against. */
-  base(c: WorkerClient, e: UpdaterEndpoint, signal?: AbortSignal): Promise<string | null>;
+  /** The release that slot runs: what a delta is made against (`health`: the updater's, asked once per host). */
+  base(c: WorkerClient, e: UpdaterEndpoint, health: UpdaterHealth, signal?: AbortSignal): Promise<string | null>;
   /** Why there is no base, for the row. */
   noBase: string;
 }
 
-const AGENT: Target = { slot: "agent", base: async (c, e, signal) => (await c.releases(e, signal)).current, noBase: "no release there yet" };
-const UPDATER: Target = { slot: "updater", base: async (c, e, signal) => (await c.updaterHealth(e, signal)).release, noBase: "the updater runs no release yet" };
+const AGENT: Target = { slot: "agent", base: async (c, e, _h, signal) => (await c.releases(e, signal)).current, noBase: "no release there yet" };
+const UPDATER: Target = { slot: "updater", base: async (_c, _e, h) => h.release, noBase: "the updater runs no release yet" };
 
 /** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */
 const FALLBACK = new Set(["delta_unavailable", "not_found", "bad_archive"]);
@@ -112,10 +120,11 @@ export function describe(e: unknown): { outcome: Outcome; detail: string; code: 
   return { outcome: "error", detail: errorMessage(e), code: "internal" };
 }
 
-/** The row's words for a transfer: "full", "delta 161 kB against …", "full (delta refused: …)". */
+/** The row's words for a transfer: "delta 2 kB against …", "… (+ 56 kB index = 58 kB)", "full (delta refused: …)". */
 function note(t: Transfer, why: string | null): string {
-  if (t.mode === "delta") return `delta ${kb(t.bytes)} against ${t.base!.slice(0, 12)}`;
-  return why ? `full (${why})` : "full";
+  const total = t.received > 0 ? ` (+ ${kb(t.received)} index = ${kb(t.bytes + t.received)})` : "";
+  if (t.mode === "delta") return `delta ${kb(t.bytes)} against ${t.base!.slice(0, 12)}${total}`;
+  return `${why ? `full (${why})` : "full"}${total}`;
 }
 
 /**
@@ -123,22 +132,31 @@ function note(t: Transfer, why: string | null): string {
  * whole. `onBytes` sees the bytes as they leave; `transfer` is set as soon as
  * the mode is known, so a failed push still says what was sent.
  */
-async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOptions, target: Target, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
+async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOptions, target: Target, health: UpdaterHealth, onBytes: (t: Transfer, total: number | null) => void): Promise<{ result: SwitchResponse; transfer: Transfer; note: string }> {
   let why: string | null = null;
   let fallback: string | undefined;
+  let received = 0;
   const delta = o.delta;
   const allowDowngrade = o.allowDowngrade || undefined;
   const signal = o.signal;
   if (delta) {
     try {
-      const base = await target.base(c, e, signal);
+      const base = await target.base(c, e, health, signal);
       if (!base) why = target.noBase;
       else {
-        const body = await delta.body(await c.blocks(e, base, target.slot, signal));
-        if (!body) why = "a delta would carry most of it";
+        // An updater that does not list its formats takes format 1 only (it predates format 2).
+        const formats = health.delta_formats ?? [1];
+        const fetch: IndexFetch = {
+          json: () => c.blocks(e, base, target.slot, signal),
+          ...(formats.includes(2) ? { compact: (q: Uint8Array) => c.blocksCompact(e, base, target.slot, q, signal) } : {}),
+        };
+        const got = await delta.body(base, formats, fetch);
+        received += got.received;
+        const planned = got.planned;
+        if (!planned) why = "a delta would carry most of it";
         else {
-          const t: Transfer = { mode: "delta", bytes: 0, base };
-          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([body]).stream(), length: body.byteLength, delta: base, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+          const t: Transfer = { mode: "delta", bytes: 0, received, base, format: planned.format };
+          const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: new Blob([planned.body]).stream(), length: planned.body.byteLength, delta: base, format: planned.format, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
           t.bytes = bytesSent;
           return { result, transfer: t, note: note(t, null) };
         }
@@ -149,20 +167,22 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOpti
       fallback = err.code;
     }
   }
-  const t: Transfer = { mode: "full", bytes: 0, ...(fallback ? { fallback } : {}) };
-  const length = Bun.file(r.file).size;
-  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(r.file), length, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
+  const t: Transfer = { mode: "full", bytes: 0, received, ...(fallback ? { fallback } : {}) };
+  // Packed here, on the first host that needs it whole, once for the push.
+  const file = await r.tarball();
+  const length = Bun.file(file).size;
+  const { result, bytesSent } = await c.upload(e, { slot: target.slot, body: fileStream(file), length, allowDowngrade, signal, onBytes: (n, total) => onBytes(Object.assign(t, { bytes: n }), total) });
   t.bytes = bytesSent;
   return { result, transfer: t, note: note(t, why) };
 }
 
 /** /update-self (delta when it can), then wait for the updater to come back on the release. */
-async function selfUpdate(c: WorkerClient, h: Host, r: Release, o: PushOptions, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null; code: string | null }> {
+async function selfUpdate(c: WorkerClient, h: Host, r: Release, o: PushOptions, health: UpdaterHealth, onProgress: (p: Progress) => void): Promise<{ self: SelfOutcome; detail: string; transfer: Transfer | null; code: string | null }> {
   const e = { host: h.name, address: h.address, port: h.updater_port };
   onProgress({ host: h.name, phase: "self-updating" });
   let transfer: Transfer | null = null;
   try {
-    const sent = await send(c, e, r, o, UPDATER, (t) => { transfer = t; });
+    const sent = await send(c, e, r, o, UPDATER, health, (t) => { transfer = t; });
     transfer = sent.transfer;
     if (sent.result.status === "unchanged") return { self: "unchanged", detail: "updater already on it", transfer, code: null };
     await c.waitForUpdaterRelease(e, r.manifest.id, timeouts.selfUpdate(), o.signal);
@@ -197,9 +217,9 @@ const UNREACHED = new Set(["unreachable", "timeout", "handshake", "identity"]);
  * A host whose updater holds a trust document takes only signed releases:
  * refused here, before a byte is uploaded, with how to sign.
  */
-async function requireSignatureIfTrusted(c: WorkerClient, e: UpdaterEndpoint, o: PushOptions): Promise<void> {
+function requireSignatureIfTrusted(e: UpdaterEndpoint, health: UpdaterHealth, o: PushOptions): void {
   if (o.signer) return;
-  const trust = (await c.updaterHealth(e, o.signal)).trust;
+  const trust = health.trust;
   if (trust) {
     throw new RemoteError(e.host, "unsigned", `requires signed releases (trust document version ${trust.version}) and this release is unsigned; nothing was sent`, 0, undefined,
       "sign it with `decnet release sign FILE` (or keep a signing key in ~/.decnet/trust, and `swarm update` signs what it builds or packs)");
@@ -215,8 +235,11 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
   let outcome: { agent: Outcome; detail: string; code: string | null; self?: Awaited<ReturnType<typeof selfUpdate>> };
   try {
     let installing = false;
-    await requireSignatureIfTrusted(c, { host: h.name, address: h.address, port: h.updater_port }, o);
-    const sent = await send(c, { host: h.name, address: h.address, port: h.updater_port }, r, o, AGENT, (t, total) => {
+    const ue = { host: h.name, address: h.address, port: h.updater_port };
+    // One /health per host: trust, the updater's own release, the delta formats it takes.
+    const uh = await c.updaterHealth(ue, o.signal);
+    requireSignatureIfTrusted(ue, uh, o);
+    const sent = await send(c, ue, r, o, AGENT, uh, (t, total) => {
       transfer = t;
       o.onProgress({ host: h.name, phase: "uploading", sent: t.bytes, total });
       if (t.bytes === total && !installing) {
@@ -239,7 +262,7 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
       const detail = `${r.manifest.version} ${r.manifest.id.slice(0, 12)}, agent pid ${health.pid}, ${sent.note}`;
       if (!o.includeSelf) outcome = { agent: "updated", detail, code: null };
       else {
-        const self = await selfUpdate(c, h, r, o, o.onProgress);
+        const self = await selfUpdate(c, h, r, o, uh, o.onProgress);
         outcome = { agent: "updated", detail: `${detail}; ${self.detail}`, code: self.code, self };
       }
     }

@@ -3,12 +3,13 @@
  * the release once, then run it as a rollout (core/rollout: canaries,
  * batches, budget; push.ts does one host), recorded host by host.
  */
-import { existsSync, rmSync } from "node:fs";
-import { loadSigner, readReleaseSignature } from "../release-sign.ts";
+import { existsSync } from "node:fs";
+import { loadSigner } from "../release-sign.ts";
 import { DecnetError, usageError } from "../../lib/errors.ts";
-import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
+import { homePaths } from "../../lib/paths.ts";
 import { type Host, Registry } from "../registry.ts";
-import { obtainRelease, type Release } from "../release.ts";
+import type { PushRelease } from "../push-release.ts";
+import { obtainRelease } from "../release.ts";
 import type { RolloutEvent } from "../rollout/events.ts";
 import { view, type RolloutView } from "../rollout/manage.ts";
 import { checkFlags, type Plan, planRollout, type RolloutFlags } from "../rollout/plan.ts";
@@ -45,7 +46,7 @@ export interface UpdateOptions {
   stop?: AbortSignal;
   abort?: AbortSignal;
   /** Told which release was chosen (and who signed it), before any network. */
-  onRelease?: (r: Release, signer: string | null) => void;
+  onRelease?: (r: PushRelease, signer: string | null) => void;
   onProgress?: (p: Progress) => void;
   onEvent?: (e: RolloutEvent) => void;
 }
@@ -88,22 +89,19 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     if (targets.length === 0) throw new DecnetError("failed", "no hosts to update (all decommissioned?)", { hint: "see `decnet swarm list`" });
     plan = planRollout(targets.map((h) => h.name), flags, (n) => reg.host(n) !== null);
   }
-  const cache = ensurePrivateDir(homePaths().cache);
   // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
   const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;
-  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, outDir: cache, sign: signing?.sign });
-  const temp = release.file.startsWith(cache) ? release.file : null;
+  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, sign: signing?.sign });
   try {
-    const signature = await readReleaseSignature(release.file);
-    const signer = signature?.signer.id ?? null;
+    const signer = release.signer;
     o.onRelease?.(release, signer);
     const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer };
     const list = targets.map((h) => ({ host: h.name, address: h.address }));
     if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list, plan, rollout: null };
-    const final = await startRollout({ plan, release, temp: temp !== null, signer, stop: o.stop, abort: o.abort, onEvent: o.onEvent, onProgress: o.onProgress });
+    const final = await startRollout({ plan, release, signer, stop: o.stop, abort: o.abort, onEvent: o.onEvent, onProgress: o.onProgress });
     return { release: summary, hosts: final.hosts.flatMap((h) => (h.result ? [h.result] : [])), dryRun: false, targets: list, plan, rollout: view(final) };
   } finally {
     // Moved into the rollout's cache when it started; still here only after a dry run or a failure.
-    if (temp) rmSync(temp, { force: true });
+    release.drop();
   }
 }

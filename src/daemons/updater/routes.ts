@@ -17,6 +17,8 @@ import type { AgentOps } from "./ops.ts";
 import type { ReleaseSet } from "./release-set.ts";
 import type { SelfOps } from "./self.ts";
 import { stageDelta } from "./stage-delta.ts";
+import { stageDelta2 } from "./stage-delta2.ts";
+import { decodeIndexQuery, encodeCompactIndex, IndexFormatError, type IndexQuery } from "../../protocol/block-index.ts";
 import { stageUpload } from "./stage.ts";
 import type { StageOptions, Staged } from "./staging.ts";
 import { type Counters, outcomeOf } from "./counters.ts";
@@ -127,6 +129,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     trust: trustSummary(d.trust.get()),
     certificates: d.vitals.certificates(),
     disk: d.vitals.disk(),
+    delta_formats: [1, 2],
   };
 }
 
@@ -147,12 +150,29 @@ function countedBody(req: Request, c: Counters): ReadableStream<Uint8Array> | nu
   return req.body?.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform(chunk, ctl) { c.received(chunk.byteLength); ctl.enqueue(chunk); } })) ?? null;
 }
 
-/** The upload in `req` staged into `set`: whole, or as a delta against `delta`. */
-async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined, c: Counters): Promise<() => Promise<Staged>> {
+/** The upload in `req` staged into `set`: whole, or as a delta (format 1, or 2 when the query says) against `delta`. */
+async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, q: { delta?: string; format?: "1" | "2" }, c: Counters): Promise<() => Promise<Staged>> {
   const len = req.headers.get("content-length");
   const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+  const delta = q.delta;
   if (!delta) return () => stageUpload(set.paths, countedBody(req, c), o);
-  return async () => stageDelta(set.paths, set.spare, await set.base(delta), delta, countedBody(req, c), o);
+  const stager = q.format === "2" ? stageDelta2 : stageDelta;
+  return async () => stager(set.paths, set.spare, await set.base(delta), delta, countedBody(req, c), o);
+}
+
+/** POST /blocks: the compact index of a kept release, only the groups the master's query does not already match. */
+async function compactBlocks(set: ReleaseSet, release: string, query: string): Promise<{ index: string }> {
+  let q: IndexQuery;
+  try {
+    q = decodeIndexQuery(new Uint8Array(Buffer.from(query, "base64")));
+  } catch (e) {
+    if (e instanceof IndexFormatError) throw new DecnetError("bad_request", `invalid index query: ${e.message}`);
+    throw e;
+  }
+  const b = await set.blocks(release);
+  if (!b) throw new DecnetError("not_found", `release ${release.slice(0, 12)} is not kept here`);
+  const files = Object.fromEntries(Object.entries(b.files).map(([p, f]) => [p, { size: f.size, digests: new Uint8Array(Buffer.from(f.hashes, "base64")) }]));
+  return { index: Buffer.from(encodeCompactIndex({ release, width: 32, files }, q)).toString("base64") };
 }
 
 /** What /metrics reads at each scrape. */
@@ -169,6 +189,7 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
       return b;
     }),
+    route(updaterApi.blocksCompact, ({ query, body }) => compactBlocks(query.slot === "updater" ? d.self.set : d.ops.set, query.release, body.query)),
     route(updaterApi.health, () => health(d)),
     route(updaterApi.logs, ({ query, req, server }) => {
       // A follow stream may sit quiet for long: no idle timeout; it ends when the client goes.
@@ -184,12 +205,12 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" });
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query, d.counters), { allowDowngrade: query.allow_downgrade === "true" });
       }),
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" }));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query, d.counters), { allowDowngrade: query.allow_downgrade === "true" }));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.

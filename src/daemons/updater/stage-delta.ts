@@ -97,21 +97,21 @@ function checkOps(f: ManifestFile, ops: DeltaOp[] | undefined, base: BaseRelease
  * the base (leading copy ops from block 0 on, in order) and that the base's
  * resume points and block digests cover, in whole CHECKPOINTs; null if none.
  */
-function resumablePrefix(base: BaseRelease, path: string, ops: DeltaOp[]): Prefix | null {
+export function resumablePrefix(base: BaseRelease, path: string, ops: ReadonlyArray<readonly [string, ...unknown[]]>): Prefix | null {
   const points = base.points(path);
   const digests = base.digests(path);
   if (!points || !digests) return null;
   let blocks = 0;
   for (const op of ops) {
     if (op[0] !== "copy" || op[1] !== path || op[2] !== blocks) break;
-    blocks += op[3];
+    blocks += op[3] as number;
   }
   const checkpoints = Math.min(points.states.length, Math.floor((blocks * BLOCK_SIZE) / CHECKPOINT), Math.floor(digests.byteLength / 32 / (CHECKPOINT / BLOCK_SIZE)));
   return checkpoints > 0 ? { source: base.path(path), bytes: checkpoints * CHECKPOINT, points, digests } : null;
 }
 
 /** Copies whole blocks [first, first+n) of the base's `path` into `file`, with their recorded digests. */
-function copyBlocks(staging: Staging, base: BaseRelease, path: string, first: number, n: number, file: VerifiedFile, buf: Buffer): void {
+export function copyBlocks(staging: Staging, base: BaseRelease, path: string, first: number, n: number, file: VerifiedFile, buf: Buffer): void {
   const size = base.file(path)!.size;
   const digests = base.digests(path);
   const fd = staging.own(openSync(base.path(path), "r"));
