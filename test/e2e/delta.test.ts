@@ -40,15 +40,16 @@ test("first push full, second a delta of the changed blocks, --full sends everyt
   const full = await push(v1.file, ["--full"]);
   expect({
     first: [first.code, first.agent, first.transfer],
-    second: [second.code, second.agent, second.transfer?.mode, second.transfer?.base, second.bytes < size2 * 0.02, second.bytes === second.transfer?.bytes, agent === v2.id],
+    second: [second.code, second.agent, second.transfer?.mode, second.transfer?.format, second.transfer?.base, second.bytes < size2 * 0.02, second.bytes === second.transfer?.bytes, second.transfer?.received, agent === v2.id],
     // The binaries differ only near their end: the updater resumed hashing there.
     resumedMostOfIt: second.install!.bytes_resumed > 0.9 * statSync(`${w.paths.release(v2.id)}/decnet`).size,
     full: [full.code, full.agent, full.transfer],
   }).toEqual({
-    first: [0, "updated", { mode: "full", bytes: size1 }],
-    second: [0, "updated", "delta", v1.id, true, true, true],
+    first: [0, "updated", { mode: "full", bytes: size1, received: 0 }],
+    // This master pushed v1: its index came from the master's cache, nothing was asked of the worker.
+    second: [0, "updated", "delta", 2, v1.id, true, true, 0, true],
     resumedMostOfIt: true,
-    full: [0, "updated", { mode: "full", bytes: size1 }],
+    full: [0, "updated", { mode: "full", bytes: size1, received: 0 }],
   });
 });
 
@@ -93,8 +94,8 @@ test("a worker that cannot rebuild from the delta gets the whole release, and th
     // The whole-file sha256 catches it: the rebuilt release is refused.
     rehashed: [rehashed.code, rehashed.agent, rehashed.transfer],
   }).toEqual({
-    prefix: [0, "updated", { mode: "full", bytes: Bun.file(v2.file).size, fallback: "delta_unavailable" }],
-    rehashed: [0, "updated", { mode: "full", bytes: Bun.file(v1.file).size, fallback: "bad_archive" }],
+    prefix: [0, "updated", { mode: "full", bytes: Bun.file(v2.file).size, received: 0, fallback: "delta_unavailable" }],
+    rehashed: [0, "updated", { mode: "full", bytes: Bun.file(v1.file).size, received: 0, fallback: "bad_archive" }],
   });
 });
 
