@@ -12,9 +12,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync
 import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deltaBody, planDelta } from "../src/core/delta.ts";
+import { deltaBody, planDelta } from "../test/fixtures/delta1.ts";
 import { encodeDelta2 } from "../src/core/delta2-encode.ts";
-import { hashFile, planInputs, rangeReader, releaseTarball } from "../src/core/plan-input.ts";
+import { hashFile, planInputs, rangeReader } from "../src/core/plan-input.ts";
+import { writeTarball } from "../src/lib/tarball.ts";
 import { openDelta2 } from "../src/lib/delta2-decode.ts";
 import { type BlockIndex, decodeCompactIndex, encodeCompactIndex, encodeIndexQuery, groupDigests, truncateDigests } from "../src/protocol/block-index.ts";
 import { BLOCK_SIZE } from "../src/protocol/delta.ts";
@@ -32,6 +33,16 @@ const ms = (t0: number) => Math.round(performance.now() - t0);
 function manifestFor(h: ReturnType<typeof hashFile>): Manifest {
   const files = [{ path: "decnet", mode: "0755", size: h.size, sha256: h.sha256 }];
   return { format: 1, name: "decnet", version: "9.0.0-bench", git: { sha: "bench", dirty: false }, built_at: null, target: "linux-x64", files, id: releaseId(files) };
+}
+
+/** The release tarball of `file` as the master packed it before format 2 (for the old planning path's figures). */
+async function packTarball(m: Manifest, file: string): Promise<string> {
+  const dir = join(work, `pack-${m.id.slice(0, 12)}`);
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(file, join(dir, "decnet"));
+  writeFileSync(join(dir, "manifest.json"), `${JSON.stringify(m, null, 2)}\n`);
+  await writeTarball(join(dir, "release.tar.gz"), dir, ["manifest.json", "decnet"]);
+  return join(dir, "release.tar.gz");
 }
 
 /** A free TCP port on ADDRESS. */
@@ -181,7 +192,7 @@ async function main() {
     if (check.sha256 !== hN.sha256) throw new Error(`format 2 A→${name} does not rebuild ${name}`);
 
     const t1 = performance.now();
-    const tarball = await releaseTarball(mN, { decnet: file }, join(work, "tarballs"));
+    const tarball = await packTarball(mN, file);
     const packMs = ms(t1);
     const t2 = performance.now();
     const p1 = await planDelta(tarball, mN, JSON.parse(blocksJson));

@@ -2,15 +2,12 @@
  * A delta's inputs straight from the release's files (the executable itself):
  * one read pass gives the manifest's size and sha256 and every block digest,
  * with no tarball packed and unpacked. The tarball is made only when a host
- * needs a full push, once per release id (releaseTarball).
+ * needs a full push, once per push (core/push-release.ts).
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, fstatSync, copyFileSync, chmodSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { BLOCK_SIZE } from "../protocol/delta.ts";
 import type { Manifest } from "../protocol/manifest.ts";
 import { DecnetError } from "../lib/errors.ts";
-import { RELEASE_MANIFEST } from "../lib/paths.ts";
-import { writeTarball } from "../lib/tarball.ts";
 import type { NewFile } from "./delta2-encode.ts";
 
 export interface HashedFile {
@@ -92,29 +89,5 @@ export function planInputs(manifest: Manifest, local: Record<string, string>, ha
   } catch (e) {
     dispose();
     throw e;
-  }
-}
-
-/**
- * The release tarball, made once per release id in `dir` (a full push to
- * any number of hosts reuses it): files copied beside their manifest, packed,
- * renamed into place.
- */
-export async function releaseTarball(manifest: Manifest, local: Record<string, string>, dir: string): Promise<string> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const out = join(dir, `${manifest.id}.tar.gz`);
-  if (existsSync(out)) return out;
-  const tmp = mkdtempSync(join(dir, ".pack-"));
-  try {
-    for (const f of manifest.files) {
-      copyFileSync(local[f.path]!, join(tmp, f.path));
-      chmodSync(join(tmp, f.path), Number.parseInt(f.mode, 8));
-    }
-    writeFileSync(join(tmp, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-    await writeTarball(join(tmp, "out.tar.gz"), tmp, [RELEASE_MANIFEST, ...manifest.files.map((f) => f.path)]);
-    renameSync(join(tmp, "out.tar.gz"), out);
-    return out;
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
   }
 }

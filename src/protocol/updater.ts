@@ -164,6 +164,12 @@ export const updaterApi = {
     // A 2 GiB release (the most the updater takes) is 131,072 digests: ~5.6 MB in base64.
     answerLimit: 8 * 1024 * 1024,
   }),
+  health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
+  /** The tail of a log as text/plain, one line per line; with follow=1 a stream that ends when the client goes. */
+  logs: defineRoute({ method: "GET", path: "/logs", query: LogsQuery, response: z.string(), text: true, answerLimit: LOG_TAIL_MAX_BYTES }),
+  /** The Prometheus text exposition format (version 0.0.4). */
+  metrics: defineRoute({ method: "GET", path: "/metrics", response: z.string(), text: true, answerLimit: 1024 * 1024 }),
+  releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
   /**
    * POST /blocks (format-2 updaters): the compact index (protocol/block-index.ts)
    * of a base, only the 1 MiB groups whose digests differ from the query's;
@@ -177,12 +183,6 @@ export const updaterApi = {
     response: z.object({ index: z.string().max(BLOCKS_COMPACT_MAX).regex(/^[A-Za-z0-9+/]*={0,2}$/) }),
     answerLimit: BLOCKS_COMPACT_MAX + 1024,
   }),
-  health: defineRoute({ method: "GET", path: "/health", response: UpdaterHealth }),
-  /** The tail of a log as text/plain, one line per line; with follow=1 a stream that ends when the client goes. */
-  logs: defineRoute({ method: "GET", path: "/logs", query: LogsQuery, response: z.string(), text: true, answerLimit: LOG_TAIL_MAX_BYTES }),
-  /** The Prometheus text exposition format (version 0.0.4). */
-  metrics: defineRoute({ method: "GET", path: "/metrics", response: z.string(), text: true, answerLimit: 1024 * 1024 }),
-  releases: defineRoute({ method: "GET", path: "/releases", response: ReleasesResponse }),
   rollback: defineRoute({ method: "POST", path: "/rollback", response: SwitchResponse }),
   trust: defineRoute({ method: "POST", path: "/trust", body: "stream", response: TrustResponse }),
   update: defineRoute({ method: "POST", path: "/update", query: z.object(DeltaQuery), body: "stream", response: SwitchResponse }),

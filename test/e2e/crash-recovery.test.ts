@@ -5,7 +5,7 @@
  */
 import { beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { deltaBody, planDelta } from "../../src/core/delta.ts";
+import { deltaBody, planDelta } from "../fixtures/delta1.ts";
 import { BlocksResponse } from "../../src/protocol/delta.ts";
 import { Manifest } from "../../src/protocol/manifest.ts";
 import { release, until, type Worker } from "../fleet/harness.ts";

@@ -11,7 +11,7 @@
  * fds, RSS, threads and disk must stay within stated bounds.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { planDelta, deltaBody } from "../../src/core/delta.ts";
+import { planDelta, deltaBody } from "../fixtures/delta1.ts";
 import { readReleaseManifest } from "../../src/core/release.ts";
 import { cmdline, isAlive } from "../../src/lib/procfs.ts";
 import type { BlocksResponse } from "../../src/protocol/delta.ts";

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { planDelta } from "../../src/core/delta.ts";
+import { planDelta } from "../fixtures/delta1.ts";
 import { writeTarball } from "../../src/lib/tarball.ts";
 import { BLOCK_SIZE, BlockHasher } from "../../src/protocol/delta.ts";
 import type { Manifest } from "../../src/protocol/manifest.ts";

@@ -8,7 +8,7 @@ import { constants as Z, zstdCompressSync, zstdDecompressSync } from "node:zlib"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deltaBody, planDelta } from "../../src/core/delta.ts";
+import { deltaBody, planDelta } from "../fixtures/delta1.ts";
 import { encodeDelta1, encodeDelta2, type NewFile } from "../../src/core/delta2-encode.ts";
 import { writeTarball } from "../../src/lib/tarball.ts";
 import { Delta2Error, type Delta2Reason, jsonDepth, openDelta2 } from "../../src/lib/delta2-decode.ts";

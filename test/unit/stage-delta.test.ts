@@ -9,7 +9,7 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deltaBody, planDelta } from "../../src/core/delta.ts";
+import { deltaBody, planDelta } from "../fixtures/delta1.ts";
 import { commit } from "../../src/daemons/updater/install.ts";
 import { ReleaseSet } from "../../src/daemons/updater/release-set.ts";
 import { stageDelta } from "../../src/daemons/updater/stage-delta.ts";

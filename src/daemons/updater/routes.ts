@@ -189,7 +189,6 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       if (!b) throw new DecnetError("not_found", `release ${query.release.slice(0, 12)} is not kept here`);
       return b;
     }),
-    route(updaterApi.blocksCompact, ({ query, body }) => compactBlocks(query.slot === "updater" ? d.self.set : d.ops.set, query.release, body.query)),
     route(updaterApi.health, () => health(d)),
     route(updaterApi.logs, ({ query, req, server }) => {
       // A follow stream may sit quiet for long: no idle timeout; it ends when the client goes.
@@ -198,6 +197,7 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
     }),
     route(updaterApi.metrics, () => metrics(d)),
     route(updaterApi.releases, () => d.ops.set.list()),
+    route(updaterApi.blocksCompact, ({ query, body }) => compactBlocks(query.slot === "updater" ? d.self.set : d.ops.set, query.release, body.query)),
     route(updaterApi.rollback, () => operation(d, "rollback", () => d.ops.rollback())),
     // Under the lock: a trust document never changes under an install that checks against it.
     route(updaterApi.trust, ({ req }) => operation(d, "trust", async () => d.trust.offer(await readBody(req, TRUST_MAX_BYTES, "trust document")))),
