@@ -8,6 +8,7 @@ import { beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { hostDependentRelease, release, type CliResult } from "../fleet/harness.ts";
+import { readReleaseManifest } from "../../src/core/release.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 
 const fleet = useFleet({ workers: 5, env: { DECNET_PROBE_TIMEOUT_MS: "3000", NO_COLOR: "1" }, start: ["w1", "w2", "w3", "w5"] });
@@ -39,6 +40,8 @@ test("push to one host, then to a comma list", async () => {
 test("--all skips decommissioned hosts, and --json matches the table", async () => {
   const v2 = await release("v2");
   const size = Bun.file(v2.file).size;
+  // A release's size is its unpacked bytes, whatever travels.
+  const unpacked = (await readReleaseManifest(v2.file)).files.reduce((n, f) => n + f.size, 0);
   const table = await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file]);
   // The same release again: every host answers "updated" without a restart.
   const json = await fleet.update(["--all", "--artifact", v2.file]);
@@ -53,7 +56,7 @@ test("--all skips decommissioned hosts, and --json matches the table", async () 
   }).toEqual({
     codes: [0, 0],
     table: { w1: ["updated", "—"], w2: ["updated", "—"], w3: ["updated", "—"], w5: ["updated", "—"] },
-    release: { id: v2.id, version: v2.version, size, signer: null },
+    release: { id: v2.id, version: v2.version, size: unpacked, signer: null },
     hosts: { w1: ["updated", null], w2: ["updated", null], w3: ["updated", null], w5: ["updated", null] },
     fields: ["w1", "w2", "w3", "w5"].map(() => ({ keys: ["address", "agent", "bytes_sent", "detail", "duration_ms", "error_code", "host", "identity", "install", "previous", "release_id", "self", "self_transfer", "signer", "transfer"], small: true, id: v2.id, timed: true })),
   });
@@ -87,7 +90,7 @@ test("--dry-run with every worker down succeeds and lists the release and the ho
   const r = await fleet.cli(["swarm", "update", "--all", "--artifact", v1.file, "--dry-run"]);
   expect({ code: r.code, out: r.stdout }).toEqual({
     code: 0,
-    out: `dry run: would push ${v1.version} ${v1.id.slice(0, 12)} (${Bun.file(v1.file).size} bytes) to 4 host(s):\n${["w1", "w2", "w3", "w5"].map((n) => `  ${n}  ${fleet.worker(n).address}`).join("\n")}\n`,
+    out: `dry run: would push ${v1.version} ${v1.id.slice(0, 12)} (${(await readReleaseManifest(v1.file)).files.reduce((n, f) => n + f.size, 0)} bytes) to 4 host(s):\n${["w1", "w2", "w3", "w5"].map((n) => `  ${n}  ${fleet.worker(n).address}`).join("\n")}\n`,
   });
 });
 
