@@ -73,7 +73,7 @@ test("a plain update is a rollout with an id: one batch, every host tried, recor
   expect({
     rollout: { ...r.rollout, id: /^[0-9a-f]{8}$/.test(r.rollout.id) },
     shown: [shown.state, shown.release.id, shown.hosts.map((h: Json) => [h.host, h.state, h.result.agent]), shown.release_file],
-    cached: existsSync(join(fleet.env.DECNET_HOME!, "cache", "rollouts", `${r.rollout.id}.tar.gz`)),
+    cached: existsSync(join(fleet.env.DECNET_HOME!, "cache", "rollouts", r.rollout.id)),
   }).toEqual({
     rollout: {
       id: true, state: "done", batches: [names(1, 8)], canaries: false, hosts: names(1, 8).map((host) => ({ host, batch: 0, state: "updated" })),
@@ -136,7 +136,7 @@ test("--batch 2 --max-failures 1, a release that fails everywhere: one batch tou
     untouched: before.map((b) => ({ dir: b.dir, log: "" })),
     current: names(1, 6).map(() => v1.id),
   });
-  const cached = join(fleet.env.DECNET_HOME!, "cache", "rollouts", `${id}.tar.gz`);
+  const cached = join(fleet.env.DECNET_HOME!, "cache", "rollouts", id);
   const kept = existsSync(cached);
   const abort = await fleet.cli(["swarm", "rollout", "abort", id]);
   const resume = await fleet.cli(["swarm", "rollout", "resume", id]);
