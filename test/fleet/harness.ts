@@ -5,7 +5,7 @@
  * install dirs — all from the one compiled binary. `await using` stops
  * everything it started.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build } from "../../build.ts";
@@ -73,6 +73,8 @@ export interface Packed {
 }
 
 const packed = new Map<string, Promise<Packed>>();
+/** `release pack` keeps the release's block index in its DECNET_HOME's cache: a home of the test run's own, never the user's (nor a fleet master's: it knows only what it pushed). */
+const PACK_ENV = { DECNET_HOME: join(CACHE, "pack-home") };
 
 /** Packs a release with the CLI itself (`decnet release pack`), once per name. */
 export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent-silent" | "agent-execs" | "version-fails" | "preflight-fails" | "version-forks"): Promise<Packed> {
@@ -83,7 +85,7 @@ export function release(name: "v1" | "v2" | "v3" | "v4" | "agent-exits" | "agent
       const src = name === "v1" ? b.bin : name === "v2" ? b.bin2 : name === "v3" || name === "v4" ? await moreBinary(name) : join(FIXTURES, `${name}.sh`);
       const out = join(CACHE, `${name}.tar.gz`);
       const args = ["release", "pack", src, "--out", out, ...(name === "version-fails" ? ["--version", "9.9.9"] : [])];
-      const r = await runCli(b.bin, args, {});
+      const r = await runCli(b.bin, args, PACK_ENV);
       if (r.code !== 0) throw new Error(`pack ${name} failed: ${r.stderr}`);
       const m = JSON.parse(await tarManifest(out)) as { id: string; version: string };
       return { file: out, id: m.id, version: m.version };
@@ -105,10 +107,51 @@ export function binaryAt(version: string): Promise<string> {
   return p;
 }
 
+const atCommit = new Map<string, Promise<string>>();
+
+/**
+ * decnet as it was at commit `sha` (e.g. an updater from before delta format
+ * 2): the tree exported with `git archive` (no worktree registered in the
+ * repository), its own `bun install --frozen-lockfile`, built once and kept
+ * in .cache/test/commits/<sha>/decnet across runs.
+ */
+export function binaryAtCommit(sha: string): Promise<string> {
+  let p = atCommit.get(sha);
+  if (!p) {
+    p = (async () => {
+      const full = (await runQuiet(["git", "rev-parse", "--verify", `${sha}^{commit}`], ROOT)).trim();
+      const dir = join(CACHE_ROOT, "commits", full);
+      const out = join(dir, "decnet");
+      if (existsSync(out)) return out;
+      const tmp = mkdtempSync(join(CACHE_ROOT, `commit-${full.slice(0, 12)}-`));
+      try {
+        await runQuiet(["sh", "-c", `git -C '${ROOT}' archive --format=tar '${full}' | tar -x -C '${tmp}'`], ROOT);
+        await runQuiet(["bun", "install", "--frozen-lockfile"], tmp);
+        await runQuiet(["bun", "build.ts", "--out", join(tmp, "decnet.out")], tmp);
+        mkdirSync(dir, { recursive: true });
+        renameSync(join(tmp, "decnet.out"), out);
+        return out;
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    })();
+    atCommit.set(sha, p);
+  }
+  return p;
+}
+
+/** Runs a setup command; its stdout, or an Error with its output. */
+async function runQuiet(cmd: string[], cwd: string): Promise<string> {
+  const p = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${cmd.join(" ")} (in ${cwd}) failed: ${err || out}`);
+  return out;
+}
+
 /** `decnet release pack` of `bin` to `out`, with `extra` flags (e.g. --sign) and `env` (e.g. DECNET_HOME for the signing key). */
 export async function packRelease(bin: string, out: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Packed> {
   const b = await binaries();
-  const r = await runCli(b.bin, ["release", "pack", bin, "--out", out, ...extra], env);
+  const r = await runCli(b.bin, ["release", "pack", bin, "--out", out, ...extra], { ...PACK_ENV, ...env });
   if (r.code !== 0) throw new Error(`pack ${bin} failed: ${r.stderr}`);
   const m = JSON.parse(await tarManifest(out)) as { id: string; version: string };
   return { file: out, id: m.id, version: m.version };
