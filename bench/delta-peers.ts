@@ -5,7 +5,9 @@
  * copy of the base), the block index (JSON as today, compact, compact with the
  * master's query), the master's planning time (tarball path against straight
  * from the executable), and rsync -az against a local `rsync --daemon` on
- * 127.0.0.77 through a counting TCP relay (bytes both ways and wall time).
+ * 127.0.0.77 through a counting TCP relay (bytes both ways and wall time);
+ * then the real decnet CLI pushing A→B and A→C to one worker behind a
+ * counting relay, with the base's index in the master's cache and without.
  * Prints a table; writes bench/results/delta-peers.json.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
@@ -128,31 +130,48 @@ async function decodeCheck(body: Uint8Array, mA: Manifest, a: ReturnType<typeof 
   return { sha256: sha.digest("hex"), ms: ms(t0) };
 }
 
+interface CliPush { up: number; down: number; connections: number; ms: number; sent: number; received: number; format: number | null; mode: string }
+
 /**
- * What today's decnet puts on the wire: one worker whose updater listens on
- * another port behind a counting relay on 8766, a full push of A, then
- * `swarm releases` (one mTLS request) and `swarm update --artifact B` (the
- * format-1 delta path: /releases, /blocks, the body, the answer).
+ * The real decnet CLI on the wire: one worker whose updater listens on
+ * another port behind a counting relay on 8766 (the agent's own /health
+ * check after the switch goes to 8765 and is not counted), and
+ * `swarm update --host w1 --artifact EXE` from A to `target`, timed from the
+ * CLI's start to its exit. Cached: the master pushed A, so it has A's index
+ * and bytes. Cold: its release cache emptied first, as for a base another
+ * master made: the index is asked of the worker.
  */
-async function todayOnTheWire(v: { A: string; B: string }) {
-  log("today's decnet on the wire: one worker behind a counting relay");
+async function cliOnTheWire(v: Record<"A" | "B" | "C", string>) {
+  log("decnet CLI on the wire: one worker behind a counting relay");
   await using fleet = await Fleet.create({ workers: 1 });
   const w = fleet.workers[0]!;
   await fleet.startUpdater(w, { DECNET_UPDATER_PORT: "18766" });
   await using relay = await countingRelay(18766, w.address, 8766);
-  const cli = async (args: string[]) => {
+  const push = async (file: string, extra: string[] = []): Promise<CliPush> => {
     relay.counts.up = relay.counts.down = relay.counts.connections = 0;
     const t0 = performance.now();
-    const r = await fleet.cli(args);
-    if (r.code !== 0) throw new Error(`${args.join(" ")}: ${r.stderr}${r.stdout}`);
-    return { ...relay.counts, ms: ms(t0), out: r.stdout };
+    const r = await fleet.cli(["swarm", "update", "--host", w.name, "--artifact", file, "--json", ...extra]);
+    const wall = ms(t0);
+    if (r.code !== 0) throw new Error(`swarm update ${file}: ${r.stderr}${r.stdout}`);
+    const row = (JSON.parse(r.stdout) as { hosts: Array<{ transfer: { mode: string; bytes: number; received: number; format?: number } }> }).hosts[0]!;
+    return { ...relay.counts, ms: wall, sent: row.transfer.bytes, received: row.transfer.received, format: row.transfer.format ?? null, mode: row.transfer.mode };
   };
-  await cli(["swarm", "update", "--host", w.name, "--artifact", v.A, "--full"]);
-  const releases = await cli(["swarm", "releases", "--host", w.name]);
-  const delta = await cli(["swarm", "update", "--host", w.name, "--artifact", v.B, "--json"]);
-  const detail = (JSON.parse(delta.out) as { hosts: Array<{ detail: string }> }).hosts[0]!.detail;
-  if (!/ delta \d+ kB against /.test(detail)) throw new Error(`expected a delta push, got: ${detail}`);
-  return { releases: { up: releases.up, down: releases.down, connections: releases.connections }, delta: { up: delta.up, down: delta.down, connections: delta.connections, ms: delta.ms } };
+  const out: Record<string, { cached: CliPush[]; cold: CliPush[] }> = {};
+  for (const name of ["B", "C"] as const) {
+    out[name] = { cached: [], cold: [] };
+    for (let i = 0; i < RUNS; i++) {
+      await push(v.A, ["--full"]);
+      const cached = await push(v[name]);
+      if (cached.mode !== "delta" || cached.received !== 0) throw new Error(`A→${name} cached: expected a delta with no index received, got ${JSON.stringify(cached)}`);
+      out[name].cached.push(cached);
+      await push(v.A, ["--full"]);
+      rmSync(join(fleet.env.DECNET_HOME!, "cache", "releases"), { recursive: true, force: true });
+      const cold = await push(v[name]);
+      if (cold.mode !== "delta" || cold.received === 0) throw new Error(`A→${name} cold: expected a delta with its index received, got ${JSON.stringify(cold)}`);
+      out[name].cold.push(cold);
+    }
+  }
+  return out;
 }
 
 async function main() {
@@ -250,13 +269,21 @@ async function main() {
     lines.push(`  rsync -az --block-size=16384 (socket)     ${kB(r.rsync_block_16k.socket)}, ${r.rsync_block_16k.ms} ms`);
     lines.push(`  decnet/rsync bytes: format 2, cached index ${r.ratio_bytes_cached_index.toFixed(3)}; index fetched (query) ${r.ratio_bytes_fetched_index.toFixed(3)}; format 1 today ${r.ratio_bytes_format1_today.toFixed(2)}`);
   }
-  const today = await todayOnTheWire(v);
-  lines.push(`today's decnet through a counting relay in front of the updater (the agent's /health is not counted):`);
-  lines.push(`  swarm releases (one request)              ${kB(today.releases.up)} up / ${kB(today.releases.down)} down, ${today.releases.connections} connection(s)`);
-  lines.push(`  swarm update A→B, format-1 delta          ${kB(today.delta.up)} up / ${kB(today.delta.down)} down = ${kB(today.delta.up + today.delta.down)}, ${today.delta.connections} connection(s), CLI ${today.delta.ms} ms`);
+  const cli = await cliOnTheWire(v);
+  lines.push(`decnet CLI \`swarm update --host w1 --artifact EXE\`, through a counting relay in front of the updater (TLS included; the agent's /health after the switch is not counted):`);
+  for (const name of ["B", "C"] as const) {
+    const r0 = (rows as any[]).find((r) => r.change === `A→${name}`);
+    const rsyncWire = r0.rsync.socket_up + r0.rsync.socket_down;
+    for (const kind of ["cached", "cold"] as const) {
+      const runs = cli[name]![kind];
+      const p = runs[0]!;
+      const wire = p.up + p.down;
+      lines.push(`  A→${name} ${kind === "cached" ? "index cached" : "index asked "}  ${kB(p.up)} up / ${kB(p.down)} down = ${kB(wire)} on the wire (row: sent ${kB(p.sent)}, received ${kB(p.received)}, format ${p.format}), ${p.connections} conn, CLI ${runs.map((r) => r.ms).join(" / ")} ms; decnet/rsync bytes ${(wire / rsyncWire).toFixed(3)}, time ${(median(runs.map((r) => r.ms)) / r0.rsync.ms).toFixed(2)}`);
+    }
+  }
   process.stdout.write(`${lines.join("\n")}\n`);
   mkdirSync(join(import.meta.dir, "results"), { recursive: true });
-  writeFileSync(join(import.meta.dir, "results/delta-peers.json"), `${JSON.stringify({ at: new Date().toISOString(), rows, today }, null, 2)}\n`);
+  writeFileSync(join(import.meta.dir, "results/delta-peers.json"), `${JSON.stringify({ at: new Date().toISOString(), rows, cli }, null, 2)}\n`);
 }
 
 try {
