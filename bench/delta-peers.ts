@@ -23,7 +23,7 @@ import { type BlockIndex, decodeCompactIndex, encodeCompactIndex, encodeIndexQue
 import { BLOCK_SIZE } from "../src/protocol/delta.ts";
 import { type Manifest, releaseId } from "../src/protocol/manifest.ts";
 import { buildVariants } from "../test/fixtures/variants.ts";
-import { Fleet } from "../test/fleet/harness.ts";
+import { Fleet, runCli } from "../test/fleet/harness.ts";
 
 const ADDRESS = "127.0.0.77";
 const RUNS = 3;
@@ -88,7 +88,11 @@ async function countingRelay(port: number, address = ADDRESS, listenPort = 0) {
     client.on("error", () => upstream.destroy());
     upstream.on("error", () => client.destroy());
   });
-  await new Promise<void>((r) => server.listen(listenPort, address, r));
+  // A listen error rejects (the fleet is then disposed), rather than crashing the bench with daemons left running.
+  await new Promise<void>((r, reject) => {
+    server.once("error", reject);
+    server.listen(listenPort, address, r);
+  });
   return { port: (server.address() as { port: number }).port, counts, [Symbol.asyncDispose]: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
@@ -145,7 +149,9 @@ async function cliOnTheWire(v: Record<"A" | "B" | "C", string>) {
   log("decnet CLI on the wire: one worker behind a counting relay");
   await using fleet = await Fleet.create({ workers: 1 });
   const w = fleet.workers[0]!;
-  await fleet.startUpdater(w, { DECNET_UPDATER_PORT: "18766" });
+  // The updater on 18766 (a flag: the harness's own --port would win over the environment), the relay on 8766 where the master calls.
+  const started = await runCli(fleet.bin, [...fleet.updaterArgs(w, { port: "18766" }), "--daemon"], fleet.env);
+  if (started.code !== 0) throw new Error(`updater did not start: ${started.stderr}`);
   await using relay = await countingRelay(18766, w.address, 8766);
   const push = async (file: string, extra: string[] = []): Promise<CliPush> => {
     relay.counts.up = relay.counts.down = relay.counts.connections = 0;

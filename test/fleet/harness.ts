@@ -292,7 +292,7 @@ export class Fleet implements AsyncDisposable {
   }
 
   /** `decnet updater …` for this worker, as the updater rebuilds its own command line (lib/config.ts). */
-  updaterArgs(w: Worker, flags: { agentSupervisor?: "spawn" | "systemd" } = {}): string[] {
+  updaterArgs(w: Worker, flags: { agentSupervisor?: "spawn" | "systemd"; port?: string } = {}): string[] {
     return updaterArgv(resolveUpdaterConfig({ host: w.address, updaterDir: w.updaterBundle, agentDir: w.agentBundle, installDir: w.installDir, ...flags }));
   }
 
