@@ -40,6 +40,8 @@ export const UpdaterHealth = z.object({
   self_update: SelfUpdateRecord.nullable().optional(),
   /** The trust document this worker holds, or null: then it takes unsigned releases (DESIGN §11). */
   trust: z.object({ version: z.number().int(), roots: z.array(z.string()), floor: z.string().nullable() }).nullable().optional(),
+  /** The agent's release set's current release (what a delta is made against); absent before format 2 (ask /releases). */
+  current: z.string().nullable().optional(),
   /** Delta formats it takes (DESIGN §17); absent from updaters before format 2, which take format 1 only. */
   delta_formats: DeltaFormats.optional(),
   /** Open files of the updater deleted under the install dir (each holds its disk blocks): 0 unless something leaks. */

@@ -100,7 +100,8 @@ interface Target {
   noBase: string;
 }
 
-const AGENT: Target = { slot: "agent", base: async (c, e, _h, signal) => (await c.releases(e, signal)).current, noBase: "no release there yet" };
+// /health says the current release since format 2 (one request fewer, one TLS handshake fewer); older updaters are asked /releases.
+const AGENT: Target = { slot: "agent", base: async (c, e, h, signal) => (h.current !== undefined ? h.current : (await c.releases(e, signal)).current), noBase: "no release there yet" };
 const UPDATER: Target = { slot: "updater", base: async (_c, _e, h) => h.release, noBase: "the updater runs no release yet" };
 
 /** Codes that mean "this worker cannot rebuild from a delta": send the whole release. */

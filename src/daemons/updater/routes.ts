@@ -129,6 +129,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     trust: trustSummary(d.trust.get()),
     certificates: d.vitals.certificates(),
     disk: d.vitals.disk(),
+    current,
     delta_formats: [1, 2],
   };
 }
