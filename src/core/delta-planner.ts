@@ -5,7 +5,7 @@
  * against the cached base files when the updater accepts it, else format 1.
  */
 import { BLOCK_SIZE, type BlocksResponse } from "../protocol/delta.ts";
-import { type BlockIndex, decodeCompactIndex, encodeIndexQuery, groupDigests } from "../protocol/block-index.ts";
+import { type BlockIndex, decodeCompactIndex, encodeIndexQuery, groupDigests, IndexFormatError } from "../protocol/block-index.ts";
 import type { Manifest } from "../protocol/manifest.ts";
 import { encodeDelta1, encodeDelta2, type NewFile } from "./delta2-encode.ts";
 import { type HashedFile, hashFile, planInputs } from "./plan-input.ts";
@@ -112,7 +112,7 @@ export class DeltaPlanner {
     }
     const r = await fetch.json();
     const text = JSON.stringify(r);
-    if (r.release !== base) throw new Error(`asked for the index of ${base.slice(0, 12)}, the worker sent ${r.release.slice(0, 12)}'s`);
+    if (r.release !== base) throw new IndexFormatError(`asked for the index of ${base.slice(0, 12)}, the worker sent ${r.release.slice(0, 12)}'s`);
     const files = Object.fromEntries(Object.entries(r.files).map(([p, f]) => [p, { size: f.size, digests: new Uint8Array(Buffer.from(f.hashes, "base64")) }]));
     const whole = Object.values(files).every((f) => f.digests.byteLength === Math.ceil(f.size / BLOCK_SIZE) * 32);
     return { index: r.block_size === BLOCK_SIZE && whole ? { release: base, width: 32, files } : null, bytes: text.length, digest: digestOf(text) };

@@ -4,7 +4,7 @@
  * block digests in the same read), and the .tar.gz made only when a host
  * needs a full push, once. A delta push never gzips the 110 MB release.
  */
-import { chmodSync, closeSync, copyFileSync, openSync, writeSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, openSync, writeSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Manifest, manifestFor, parseManifest } from "../protocol/manifest.ts";
 import { parseSignature, SIGNATURE_FILE, SIGNATURE_MAX_BYTES } from "../protocol/signature.ts";
@@ -219,7 +219,5 @@ export function openPushRelease(dir: string, source: string): PushRelease | null
 
 /** Makes a dir for a build the master runs (removed by the caller). */
 export function buildDir(): string {
-  const root = ensurePrivateDir(homePaths().pushCache);
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  return mkdtempSync(join(root, "push-build-"));
+  return mkdtempSync(join(ensurePrivateDir(homePaths().pushCache), "push-build-"));
 }

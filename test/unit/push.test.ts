@@ -12,6 +12,7 @@ import { type Deltas, type HostResult, pushHost, type WorkerClient } from "../..
 import type { Host } from "../../src/core/registry.ts";
 import type { Release } from "../../src/core/swarm/push.ts";
 import { RemoteError } from "../../src/lib/errors.ts";
+import { IndexFormatError } from "../../src/protocol/block-index.ts";
 import type { SwitchResponse } from "../../src/protocol/updater.ts";
 
 const ID = "a".repeat(64);
@@ -109,6 +110,12 @@ test("a refused delta falls back to the whole release and says which code refuse
     uploads: [BASE, null],
     agent: "updated",
   });
+});
+
+test("a block index the master cannot use (damaged or hostile) costs that host a full push, not an error", async () => {
+  const bad: Deltas = { body: async () => { throw new IndexFormatError("truncated index"); } };
+  const p = await push({ runs: { agent: BASE, updater: null }, formats: [1, 2], answers: [switched()] }, { delta: bad });
+  expect([p.row.agent, p.row.transfer, p.row.detail.endsWith("full (its block index was unusable: truncated index)")]).toEqual(["updated", { mode: "full", bytes: 5000, received: 0, fallback: "bad_index" }, true]);
 });
 
 test("an unreachable host sends nothing; a rolled-back one quotes its agent; a wrong release from /health is an error", async () => {

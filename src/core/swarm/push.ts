@@ -6,6 +6,7 @@
  */
 import { agentHealth } from "../../client/agent.ts";
 import { blocks, blocksCompact, fileStream, releases, type UpdaterEndpoint, updaterHealth, upload, waitForUpdaterRelease } from "../../client/updater.ts";
+import { IndexFormatError } from "../../protocol/block-index.ts";
 import type { BlocksResponse } from "../../protocol/delta.ts";
 import type { InstallReport, RolledBackDetail, Slot, SwitchResponse, UpdaterHealth } from "../../protocol/updater.ts";
 import { errorMessage, RemoteError } from "../../lib/errors.ts";
@@ -163,9 +164,15 @@ async function send(c: WorkerClient, e: UpdaterEndpoint, r: Release, o: PushOpti
         }
       }
     } catch (err) {
-      if (!(err instanceof RemoteError && FALLBACK.has(err.code))) throw err;
-      why = `delta refused: ${err.message}`;
-      fallback = err.code;
+      // An index the master cannot use (a damaged or hostile answer) costs this host a full push, nothing more.
+      if (err instanceof IndexFormatError) {
+        why = `its block index was unusable: ${err.message}`;
+        fallback = "bad_index";
+      } else {
+        if (!(err instanceof RemoteError && FALLBACK.has(err.code))) throw err;
+        why = `delta refused: ${err.message}`;
+        fallback = err.code;
+      }
     }
   }
   const t: Transfer = { mode: "full", bytes: 0, received, ...(fallback ? { fallback } : {}) };
