@@ -1,7 +1,8 @@
 /**
- * Getting a release: pack any executable (`release pack`), build the working
- * tree (`release build`, the default for `swarm update`), or pack the running
- * executable (`--self`). Each yields a .tar.gz, its manifest and its id.
+ * Getting a release: `release pack` (any executable) and `release build` (the
+ * working tree) write a .tar.gz and keep its block index in the master's
+ * release cache; `obtainRelease` gives a push its release (--artifact, --self,
+ * or a build of the working tree) as a PushRelease, with no tarball made.
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -106,13 +107,6 @@ export async function pack(o: PackOptions): Promise<Release> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The running executable as a release. */
-export async function packSelf(out?: string, sign?: PackOptions["sign"]): Promise<Release> {
-  const info = buildInfo();
-  if (!info.compiled) throw usageError("--self needs the compiled decnet (bun run build), not a source run");
-  return pack({ file: process.execPath, version: info.version, info, out, source: `self (${process.execPath})`, sign });
 }
 
 /** The decnet source tree containing `from`, or null. */

@@ -5,7 +5,7 @@
  * artifact is sent as it is (its files unpacked beside it); a rollout's kept
  * dir reads back; a push dir left over an hour ago is cleared, a fresh one not.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +16,15 @@ import { serializeSignature, signRelease } from "../../src/protocol/signature.ts
 import { makeDoc, newKey } from "../fixtures/trust.ts";
 
 const home = mkdtempSync(join(tmpdir(), "decnet-pushrel-"));
-process.env.DECNET_HOME = home;
-afterAll(() => rmSync(home, { recursive: true, force: true }));
+const before = process.env.DECNET_HOME;
+beforeAll(() => {
+  process.env.DECNET_HOME = home;
+});
+afterAll(() => {
+  if (before === undefined) delete process.env.DECNET_HOME;
+  else process.env.DECNET_HOME = before;
+  rmSync(home, { recursive: true, force: true });
+});
 
 const random = (n: number) => { const b = new Uint8Array(n); for (let o = 0; o < n; o += 65536) crypto.getRandomValues(b.subarray(o, Math.min(n, o + 65536))); return b; };
 const pushDirs = () => readdirSync(join(home, "cache", "push"));
