@@ -4,13 +4,15 @@
  * received); an updater built from decnet before format 2 (commit 1cd7637)
  * gets format 1 and updates, in the same push as a format-2 host; a base the
  * master never made is asked of the worker (compactly), never cached, and the
- * next push from what the master pushed needs no index at all.
+ * next push from what the master pushed needs no index at all; hostile
+ * format-2 bodies are refused with nothing changed.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { constants as Z, zstdCompressSync } from "node:zlib";
 import { binaryAtCommit, release } from "../fleet/harness.ts";
-import { sha256 } from "../fixtures/tar.ts";
+import { manifest, SCRIPT, sha256 } from "../fixtures/tar.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 
 /** The last commit before delta format 2. */
@@ -96,4 +98,46 @@ test("a base the master never made is asked of the worker (compactly), not cache
     warm: [0, "updated", "delta", 2, v2.id, 0],
     verified: true,
   });
+});
+
+/** A raw format-2 body: magic, header frame length, zstd(header), then `frames` as they are. */
+function delta2(header: unknown, frames: Uint8Array[] = []): Uint8Array {
+  const h = zstdCompressSync(Buffer.from(JSON.stringify(header)), { params: { [Z.ZSTD_c_contentSizeFlag]: 1 } });
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(h.byteLength);
+  return new Uint8Array(Buffer.concat([Buffer.from("DNZ2"), len, h, ...frames]));
+}
+const frameOf = (data: Uint8Array | string) => zstdCompressSync(Buffer.from(data), { params: { [Z.ZSTD_c_checksumFlag]: 1, [Z.ZSTD_c_contentSizeFlag]: 1 } });
+
+test("hostile format-2 bodies are refused (4xx) with nothing changed", async () => {
+  const w = fleet.worker("w1");
+  const current = readlinkSync(w.paths.current).replace("releases/", "");
+  const baseSize = JSON.parse(readFileSync(join(w.paths.release(current), "manifest.json"), "utf8")).files[0].size as number;
+  const m = JSON.parse(manifest([{ path: "decnet", data: SCRIPT }]));
+  const n = SCRIPT.length;
+  const good = frameOf(SCRIPT);
+  const h = (ops: unknown[], patch: Record<string, unknown> = {}) => ({ format: 2, base: current, block_size: 16384, manifest: m, ops: { decnet: ops }, ...patch });
+  const twice = frameOf(SCRIPT + SCRIPT);
+  const cases: Array<[string, Uint8Array, string, number]> = [
+    ["a dictionary past the base's end", delta2(h([["zstd", n, good.byteLength, ["decnet", baseSize - 10, 100]]]), [good]), "bad_archive", 400],
+    ["a copy past the base's end", delta2(h([["copy", "decnet", 10_000_000, 1]])), "bad_archive", 400],
+    ["a frame decompressing past the header's size", delta2(h([["zstd", n, twice.byteLength, null]]), [twice]), "bad_archive", 400],
+    ["a truncated zstd frame", delta2(h([["zstd", n, good.byteLength, null]]), [good.subarray(0, good.byteLength - 5)]), "bad_archive", 400],
+    ["a frame cut short by the body's end", delta2(h([["zstd", n, good.byteLength + 50, null]]), [good]), "bad_archive", 400],
+    ["trailing bytes", delta2(h([["zstd", n, good.byteLength, null]]), [good, Buffer.from("junk")]), "bad_archive", 400],
+    ["a wrong literal (sha256)", delta2(h([["zstd", n, good.byteLength, null]]), [frameOf(SCRIPT.replace("6.6.6", "6.6.7"))]), "bad_archive", 400],
+    ["a release id mismatch", delta2(h([["zstd", n, good.byteLength, null]], { manifest: { ...m, id: sha256("x") } }), [good]), "bad_archive", 400],
+    ["not format 2 (no magic)", new TextEncoder().encode("plain"), "bad_archive", 400],
+  ];
+  const before = { current: readlinkSync(w.paths.current), releases: readdirSync(w.paths.releases).sort() };
+  const results = [];
+  for (const [name, body] of cases) {
+    const res = await fleet.request(w, "updater", `/update?delta=${current}&format=2`, { method: "POST", body });
+    results.push([name, ((await res.json()) as { error: { code: string } }).error.code, res.status]);
+  }
+  const gone = sha256("gone");
+  const missingBase = await fleet.request(w, "updater", `/update?delta=${gone}&format=2`, { method: "POST", body: delta2(h([], { base: gone })) });
+  expect(results).toEqual(cases.map(([name, , code, status]) => [name, code, status]));
+  expect([missingBase.status, ((await missingBase.json()) as { error: { code: string } }).error.code]).toEqual([412, "delta_unavailable"]);
+  expect({ current: readlinkSync(w.paths.current), releases: readdirSync(w.paths.releases).sort(), staging: existsSync(w.paths.staging("x")) }).toEqual({ ...before, staging: false });
 });
