@@ -9,8 +9,8 @@ import { expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
-import { bytesNeeded, gunzipPrefix, peekRelease, requireRoom, RESERVE_BYTES, roomForDelta, roomForRelease } from "../../src/daemons/updater/disk-room.ts";
+import { gzipSync, zstdCompressSync } from "node:zlib";
+import { bytesNeeded, gunzipPrefix, peekRelease, requireRoom, RESERVE_BYTES, roomForDelta, roomForDelta2, roomForRelease } from "../../src/daemons/updater/disk-room.ts";
 import { writeTarball } from "../../src/lib/tarball.ts";
 import { installPaths } from "../../src/lib/paths.ts";
 import { manifestFor } from "../../src/protocol/manifest.ts";
@@ -102,6 +102,23 @@ test("the read-ahead finds a delta's header and asks about the spare per file wi
   });
   const same = Buffer.compare(Buffer.from(await new Response(body).arrayBuffer()), bytes) === 0;
   expect({ asked, same }).toEqual({ asked: [["decnet", [["data", 100]]]], same: true });
+});
+
+test("the read-ahead finds a format-2 delta's header (its body not compressed) and hands on every byte", async () => {
+  using t = tempDir();
+  const m = manifest([{ path: "decnet", size: 100 }]);
+  const header = { format: 2, base: "a".repeat(64), block_size: 16384, manifest: m, ops: { decnet: [["zstd", 100, 20, null]] } };
+  const h = zstdCompressSync(Buffer.from(JSON.stringify(header)));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(h.byteLength);
+  const bytes = Buffer.concat([Buffer.from("DNZ2"), len, h, Buffer.alloc(20, 1)]);
+  const asked: unknown[] = [];
+  const body = await roomForDelta2(installPaths(t.dir), chunked(bytes, 5), { maxBytes: 1 << 30, contentLength: null }, (path, ops) => {
+    asked.push([path, ops]);
+    return 0;
+  });
+  const same = Buffer.compare(Buffer.from(await new Response(body).arrayBuffer()), bytes) === 0;
+  expect({ asked, same }).toEqual({ asked: [["decnet", [["zstd", 100, 20, null]]]], same: true });
 });
 
 test("a gzip bomb is decompressed no further than the cap", () => {

@@ -7,7 +7,9 @@
  * nothing written. (The upload's declared size is the compressed one, a
  * third of what lands on disk.) What cannot be read ahead is left to the gate.
  */
-import { constants, gunzipSync } from "node:zlib";
+import { constants, gunzipSync, zstdDecompressSync } from "node:zlib";
+import { DELTA2_HEADER_MAX, Delta2Header, type Delta2Op } from "../../protocol/delta2.ts";
+import { isDelta2 } from "../../lib/delta2-decode.ts";
 import { BLOCK_SIZE, DELTA_HEADER_MAX, DeltaHeader, type DeltaOp } from "../../protocol/delta.ts";
 import { checkManifest, MANIFEST_MAX_BYTES, type Manifest, parseManifest } from "../../protocol/manifest.ts";
 import { spaceAt } from "../../lib/disk.ts";
@@ -90,7 +92,7 @@ type Find<T> = { found: T } | "more" | "give-up";
  * the staging's limits (size, stall, client gone), and returns that with a
  * stream that replays everything read, then the rest.
  */
-async function peek<T>(body: ReadableStream<Uint8Array>, o: StageOptions, cap: number, find: (plain: Uint8Array, full: boolean) => Promise<Find<T>> | Find<T>): Promise<{ found: T | null; body: ReadableStream<Uint8Array> }> {
+async function peek<T>(body: ReadableStream<Uint8Array>, o: StageOptions, cap: number, find: (plain: Uint8Array, full: boolean) => Promise<Find<T>> | Find<T>, decode: (raw: Uint8Array, cap: number) => Uint8Array | null = gunzipPrefix): Promise<{ found: T | null; body: ReadableStream<Uint8Array> }> {
   // The reader, its stall timer and abort listener: released when the replay ends or is dropped.
   const scope = new Cleanups();
   const it = uploadChunks(scope, body, o, { n: 0 });
@@ -109,7 +111,7 @@ async function peek<T>(body: ReadableStream<Uint8Array>, o: StageOptions, cap: n
       }
       if (!ended && raw - tried < PEEK_STEP) continue;
       tried = raw;
-      const plain = gunzipPrefix(Buffer.concat(seen), cap);
+      const plain = decode(Buffer.concat(seen), cap);
       const f = plain === null ? "give-up" : await find(plain, plain.byteLength >= cap || ended);
       if (f !== "more") {
         found = f === "give-up" ? null : f.found;
@@ -188,6 +190,37 @@ export function peekDelta(body: ReadableStream<Uint8Array>, o: StageOptions): Pr
 export async function roomForRelease(paths: SlotPaths, body: ReadableStream<Uint8Array>, o: StageOptions): Promise<ReadableStream<Uint8Array>> {
   const p = await peekRelease(body, o);
   if (p.found) await check(paths, p.body, bytesNeeded(p.found, spaceAt(paths.releases).block_bytes));
+  return p.body;
+}
+
+/**
+ * A format-2 delta's header read ahead (magic, length, the zstd header frame;
+ * the body itself is not compressed), null when it cannot be: only to size
+ * the room, the decoder checks it again in full.
+ */
+export function peekDelta2(body: ReadableStream<Uint8Array>, o: StageOptions): Promise<{ found: Delta2Header | null; body: ReadableStream<Uint8Array> }> {
+  const raw = (b: Uint8Array, cap: number) => b.subarray(0, cap);
+  return peek(body, o, DELTA2_HEADER_MAX + 8, (b, full): Find<Delta2Header> => {
+    if (b.byteLength < 8) return full ? "give-up" : "more";
+    if (!isDelta2(b)) return "give-up";
+    const len = new DataView(b.buffer, b.byteOffset, 8).getUint32(4, true);
+    if (len > DELTA2_HEADER_MAX) return "give-up";
+    if (b.byteLength < 8 + len) return full ? "give-up" : "more";
+    try {
+      const text = zstdDecompressSync(b.subarray(8, 8 + len), { maxOutputLength: DELTA2_HEADER_MAX });
+      const h = Delta2Header.safeParse(JSON.parse(Buffer.from(text).toString("utf8")));
+      return h.success && checkManifest(h.data.manifest).ok ? { found: h.data } : "give-up";
+    } catch {
+      return "give-up";
+    }
+  }, raw);
+}
+
+/** roomForDelta for a format-2 body. */
+export async function roomForDelta2(paths: SlotPaths, body: ReadableStream<Uint8Array>, o: StageOptions, inPlace: (path: string, ops: Delta2Op[]) => number): Promise<ReadableStream<Uint8Array>> {
+  const p = await peekDelta2(body, o);
+  const h = p.found;
+  if (h) await check(paths, p.body, bytesNeeded(h.manifest, spaceAt(paths.releases).block_bytes, (path) => inPlace(path, h.ops[path] ?? [])));
   return p.body;
 }
 

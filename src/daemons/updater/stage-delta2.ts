@@ -20,15 +20,18 @@ import type { Spare } from "./spare.ts";
 import { copyBlocks, resumablePrefix } from "./stage-delta.ts";
 import { bad, MAX_RELEASE_BYTES, stage, type StageOptions, type Staged, uploadBody, uploadChunks } from "./staging.ts";
 import { VerifiedFile } from "./verified-file.ts";
+import { roomForDelta2 } from "./disk-room.ts";
 
 const COPY_CHUNK = BLOCK_SIZE * 64;
 
 export async function stageDelta2(paths: SlotPaths, spare: Spare, base: BaseRelease | null, baseId: string, body: ReadableStream<Uint8Array> | null, o: StageOptions): Promise<Staged> {
   const raw = uploadBody(body, o, "delta");
   if (!base) throw new DecnetError("delta_unavailable", `base release ${baseId.slice(0, 12)} is not kept here`);
+  // Disk preflight first (disk-room.ts), as for format 1: a file rebuilt in the spare's copy needs only what it grows by.
+  const src = await roomForDelta2(paths, raw, o, (path, ops) => (resumablePrefix(base, path, ops) ? spare.inPlaceBytes(path) : 0));
   return stage(paths, o, "delta", async (staging) => {
     const count = { n: 0 };
-    const chunks = uploadChunks(staging, raw, o, count);
+    const chunks = uploadChunks(staging, src, o, count);
     const fds = new Map<string, number>();
     // Dictionaries come from the base as this worker verified it; the decoder asks only inside its files.
     const baseBytes: Delta2Base = {
