@@ -38,6 +38,11 @@ export class PushRelease {
     this.packed = tarball ? Promise.resolve(tarball) : null;
   }
 
+  /** False for a tarball taken for a --full push: its files were never unpacked (no delta, nothing to remember). */
+  get unpacked(): boolean {
+    return this.manifest.files.every((f) => this.hashed[f.path] !== undefined);
+  }
+
   /** Unpacked bytes: what the release is, whatever travels. */
   get size(): number {
     return this.manifest.files.reduce((s, f) => s + f.size, 0);
@@ -141,9 +146,11 @@ export function releaseFromExecutable(o: FromExecutable): PushRelease {
 
 /**
  * A release tarball as a push: copied in as it is (a full push sends these
- * very bytes, signature and all), its files unpacked beside it and hashed.
+ * very bytes, signature and all), its files unpacked beside it and hashed
+ * for a delta; with `unpack` false (a --full push) only its manifest and
+ * signature are read, as before push dirs: a full push costs no more.
  */
-export async function releaseFromTarball(file: string, source: string): Promise<PushRelease> {
+export async function releaseFromTarball(file: string, source: string, unpack = true): Promise<PushRelease> {
   const dir = newPushDir();
   try {
     const packed = join(dir, TARBALL);
@@ -152,6 +159,7 @@ export async function releaseFromTarball(file: string, source: string): Promise<
     let signature: string | null = null;
     const texts: Record<string, Uint8Array[]> = {};
     const fds: number[] = [];
+    const STOP = new Error("manifest and signature read");
     const wanted = () => new Set(manifest?.files.map((f) => f.path) ?? []);
     await readTarball(Bun.file(packed).stream(), (e) => {
       if (e.type !== "File" && e.type !== "OldFile") throw new DecnetError("failed", `${file}: ${e.path} is not a regular file`);
@@ -171,17 +179,22 @@ export async function releaseFromTarball(file: string, source: string): Promise<
       }
       if (!manifest) throw new DecnetError("failed", `${file}: the first entry is ${e.path}, not ${RELEASE_MANIFEST}`);
       if (!wanted().has(e.path)) throw new DecnetError("failed", `${file}: ${e.path} is not in its manifest`);
+      if (!unpack) throw STOP;
       const fd = openSync(join(dir, e.path), "wx", 0o600);
       fds.push(fd);
       e.onData((c) => void writeSync(fd, c));
       e.onEnd(() => closeSync(fds.splice(fds.indexOf(fd), 1)[0]!));
-    }).finally(() => {
-      for (const fd of fds) closeSync(fd);
-    });
+    })
+      .catch((e: unknown) => {
+        if (e !== STOP) throw e;
+      })
+      .finally(() => {
+        for (const fd of fds) closeSync(fd);
+      });
     const m = manifest as Manifest | null;
     if (!m) throw new DecnetError("failed", `${file} has no ${RELEASE_MANIFEST}`);
     const hashed: Record<string, HashedFile> = {};
-    for (const f of m.files) {
+    for (const f of unpack ? m.files : []) {
       const p = join(dir, f.path);
       if (!existsSync(p)) throw new DecnetError("failed", `${file} lacks ${f.path}, which its manifest lists`);
       chmodSync(p, Number.parseInt(f.mode, 8));
@@ -208,12 +221,14 @@ export function openPushRelease(dir: string, source: string): PushRelease | null
   const r = parseManifest(text);
   if (!r.ok) throw new DecnetError("failed", `${dir}: ${r.problem}`);
   const signature = existsSync(join(dir, SIGNATURE_FILE)) ? readFileSync(join(dir, SIGNATURE_FILE), "utf8") : null;
+  const packed = existsSync(join(dir, TARBALL)) ? join(dir, TARBALL) : null;
   const hashed: Record<string, HashedFile> = {};
   for (const f of r.manifest.files) {
+    // A tarball kept for a --full push alone was never unpacked.
+    if (packed && !existsSync(join(dir, f.path))) continue;
     const h = (hashed[f.path] = hashFile(join(dir, f.path)));
     if (h.size !== f.size || h.sha256 !== f.sha256) throw new DecnetError("failed", `${dir}: ${f.path} is no longer the release's (size or sha256)`);
   }
-  const packed = existsSync(join(dir, TARBALL)) ? join(dir, TARBALL) : null;
   return new PushRelease(dir, r.manifest, signature, source, hashed, packed);
 }
 

@@ -193,12 +193,13 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
  * (a full push makes it when it needs it). `sign`: what the master packs or
  * builds is signed; a release tarball given as --artifact is sent as it is.
  */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; sign?: PackOptions["sign"] }): Promise<PushRelease> {
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; sign?: PackOptions["sign"]; full?: boolean }): Promise<PushRelease> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
   if (o.artifact) {
     const file = resolve(o.cwd ?? process.cwd(), o.artifact);
     if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`--artifact ${o.artifact}: no such file`);
-    if (isGzip(file)) return releaseFromTarball(file, `artifact ${o.artifact}`);
+    // For --full there is no delta to plan: the tarball's files stay packed.
+    if (isGzip(file)) return releaseFromTarball(file, `artifact ${o.artifact}`, !o.full);
     const { version, info } = await identify(file, { shown: o.artifact });
     return releaseFromExecutable({ file, version, info, source: `artifact ${o.artifact}`, sign: o.sign });
   }

@@ -48,6 +48,12 @@ test("an executable is hashed once with no tarball; the tarball is packed on the
   const fromTar = await releaseFromTarball(t1, "artifact r.tar.gz");
   const tarDir = fromTar.dir;
   const sameBytes = readFileSync(await fromTar.tarball()).equals(readFileSync(t1));
+  // For --full: only the manifest and signature are read; the files stay packed, and a kept dir of it reads back.
+  const whole = await releaseFromTarball(t1, "artifact r.tar.gz", false);
+  const wholeDir = readdirSync(whole.dir).sort();
+  const wholeBack = openPushRelease(whole.dir, "x")!;
+  const fullOnly = [whole.unpacked, wholeDir, whole.signer === signer.id, readFileSync(await whole.tarball()).equals(readFileSync(t1)), wholeBack.unpacked, wholeBack.manifest.id === r.manifest.id];
+  whole.drop();
   const kept = r.moveTo(join(home, "kept"));
   const back = openPushRelease(join(home, "kept"), "artifact exe")!;
   expect({
@@ -58,6 +64,7 @@ test("an executable is hashed once with no tarball; the tarball is packed on the
     fromTar: [fromTar.manifest.id === r.manifest.id, fromTar.signature === r.signature, sameBytes, readFileSync(join(tarDir, "decnet")).equals(bytes), (statSync(join(tarDir, "decnet")).mode & 0o777).toString(8)],
     kept: [existsSync(r.dir), kept.dir, back.manifest.id === r.manifest.id, back.signature === r.signature, await back.tarball() === join(home, "kept", "release.tar.gz")],
     missing: openPushRelease(join(home, "nothing"), "x"),
+    fullOnly,
   }).toEqual({
     before: ["decnet", "manifest.json", "signature.json"],
     hashed: [bytes.byteLength, true, bytes.byteLength, "1.2.3", true],
@@ -66,6 +73,7 @@ test("an executable is hashed once with no tarball; the tarball is packed on the
     fromTar: [true, true, true, true, "755"],
     kept: [false, join(home, "kept"), true, true, true],
     missing: null,
+    fullOnly: [false, ["manifest.json", "release.tar.gz", "signature.json"], true, true, false, true],
   });
   fromTar.drop();
 });

@@ -49,10 +49,11 @@ function goneRow(name: string, release: PushRelease): HostResult {
 /** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
 async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
-  // Plans from the executable itself (no tarball unless a host needs it whole), and the base of the next push once a host runs it.
-  using planner = new DeltaPlanner(release.manifest, release.local, release.hashed, undefined, release.signature);
+  // Plans from the executable itself (no tarball unless a host needs it whole), and the base of the next push once a host runs it;
+  // none for a tarball taken whole for --full (never unpacked).
+  using planner = release.unpacked ? new DeltaPlanner(release.manifest, release.local, release.hashed, undefined, release.signature) : null;
   const delta = r.settings.full ? null : planner;
-  let remembered = false;
+  let remembered = planner === null;
   const hosts = (() => {
     using reg = new Registry();
     return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
@@ -75,7 +76,7 @@ async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o:
         : goneRow(name, release);
       if (res.agent === "updated" && !remembered) {
         remembered = true;
-        rememberRelease(planner, release);
+        rememberRelease(planner!, release);
       }
       onProgress({ host: name, phase: "done", result: res });
       return res;

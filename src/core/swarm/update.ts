@@ -91,7 +91,7 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
   }
   // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
   const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;
-  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, sign: signing?.sign });
+  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, sign: signing?.sign, full: o.full });
   try {
     const signer = release.signer;
     o.onRelease?.(release, signer);
