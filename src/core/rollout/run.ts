@@ -53,9 +53,9 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
   await ensureMasterIdentity();
   const signature = await readReleaseSignature(release.file);
   const delta = r.settings.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
-  const hosts = (() => {
+  const hosts = await (async () => {
     using reg = new Registry();
-    return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
+    return new Map<string, Host>((await reg.hosts()).filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
   })();
   const never = new AbortController().signal;
   // Renewal when due and the CRL, on each host the push reaches (swarm/upkeep.ts).

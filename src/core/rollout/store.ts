@@ -112,9 +112,9 @@ export interface RolloutStore extends AsyncDisposable {
   hostNote(id: string, host: string, state: HostState, note: string, at: string): Promise<void>;
 }
 
-/** The registry's rollout store (bun:sqlite today; DECNET_REGISTRY_URL picks PostgreSQL with issue 20). */
+/** The registry's rollout store (bun:sqlite, or PostgreSQL with DECNET_REGISTRY_URL or a postgres:// `file`). */
 export async function openRolloutStore(file?: string): Promise<RolloutStore> {
   const { Registry } = await import("../registry.ts");
-  const { SqliteRollouts } = await import("../registry-rollouts.ts");
-  return new SqliteRollouts(new Registry(file));
+  const { RegistryRollouts } = await import("../registry-rollouts.ts");
+  return new RegistryRollouts(new Registry(file));
 }

@@ -30,7 +30,7 @@ export async function renew(o: { hosts: string[]; all: boolean; concurrency?: nu
   let targets: Host[];
   {
     using reg = new Registry();
-    targets = selectHosts(reg, o.hosts, o.all);
+    targets = await selectHosts(reg, o.hosts, o.all);
   }
   if (!targets.length) throw new DecnetError("failed", "no hosts to renew", { hint: "see `decnet swarm list`" });
   await ensureMasterIdentity();
