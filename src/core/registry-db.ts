@@ -44,7 +44,9 @@ export const isPgLocation = (loc: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(loc
 
 /** Opens the registry at `loc` (registryLocation) and brings its schema up to date. */
 export function openDb(loc = registryLocation(), who: () => string = () => os.operator()): Db {
-  return isPgLocation(loc) ? PgDb.open(loc, who) : new SqliteDb(openSqlite(loc, who), loc);
+  // A DECNET_REGISTRY_URL that is no URL is refused as one, never taken for a file name.
+  const pg = isPgLocation(loc) || (loc !== "" && loc === env("DECNET_REGISTRY_URL"));
+  return pg ? PgDb.open(loc, who) : new SqliteDb(openSqlite(loc, who), loc);
 }
 
 type Held = "lock" | "tx";

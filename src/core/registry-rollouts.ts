@@ -3,6 +3,9 @@
  * Registry's connection, so a host's outcome and its push history row are
  * one transaction.
  */
+import { renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { ensurePrivateDir } from "../lib/paths.ts";
 import type { Registry } from "./registry.ts";
 import type { Expect, HostState, Rollout, RolloutHost, RolloutPatch, RolloutState, RolloutStore } from "./rollout/store.ts";
 
@@ -122,6 +125,32 @@ export class RegistryRollouts implements RolloutStore {
 
   async hostNote(id: string, host: string, state: HostState, note: string, at: string): Promise<void> {
     await this.db.run("UPDATE rollout_hosts SET state = $state, note = $note, finished_at = $at WHERE rollout_id = $id AND host = $host", { id, host, state, note, at });
+  }
+
+  async keepShared(id: string, releaseId: string, file: string): Promise<void> {
+    if (!this.db.shared) return;
+    const data = new Uint8Array(await Bun.file(file).arrayBuffer());
+    await this.db.run(
+      `INSERT INTO rollout_releases (rollout_id, release_id, size, data, stored_at) VALUES ($id, $release_id, $size, $data, $at)
+       ON CONFLICT (rollout_id) DO NOTHING`,
+      { id, release_id: releaseId, size: data.byteLength, data, at: new Date().toISOString() },
+    );
+  }
+
+  async fetchShared(id: string, file: string): Promise<boolean> {
+    if (!this.db.shared) return false;
+    const row = await this.db.get<{ data: Uint8Array; size: number | string }>("SELECT data, size FROM rollout_releases WHERE rollout_id = $id", { id });
+    if (!row || row.data.byteLength !== Number(row.size)) return false;
+    // Staged and renamed: a half-written file is never taken for the release (cachedRelease checks its id).
+    ensurePrivateDir(dirname(file));
+    const part = `${file}.part`;
+    writeFileSync(part, row.data, { mode: 0o600 });
+    renameSync(part, file);
+    return true;
+  }
+
+  async dropShared(id: string): Promise<void> {
+    if (this.db.shared) await this.db.run("DELETE FROM rollout_releases WHERE rollout_id = $id", { id });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { DecnetError, usageError } from "../../lib/errors.ts";
 import { isAlive, startTime } from "../../lib/procfs.ts";
+import { holderAlive } from "../registry-leases.ts";
 import type { HostState, Rollout, RolloutState, RolloutStore } from "./store.ts";
 
 const ID = /^[0-9a-f]{8}$/;
@@ -60,7 +61,9 @@ function refuseFinished(r: Rollout, verb: "resume" | "abort"): void {
 export async function claimForResume(store: RolloutStore, id: string, owner: string, o: { retryUnreachable?: boolean; check?: (r: Rollout) => Promise<void> } = {}): Promise<Rollout> {
   const r = await findRollout(store, id);
   refuseFinished(r, "resume");
-  if (effectiveState(r) === "running") {
+  // A master on another machine (a shared registry) is alive while its leases heartbeat.
+  const remote = r.state === "running" && r.owner !== null && r.owner.split(" ")[0] !== hostname();
+  if (effectiveState(r) === "running" && (!remote || (await holderAlive(r.owner!)))) {
     const [host, pid] = (r.owner ?? "").split(" ");
     throw new DecnetError("failed", `rollout ${r.id} is running (pid ${pid} on ${host})`, { hint: "wait for it, or stop it with Ctrl-C there" });
   }

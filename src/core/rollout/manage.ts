@@ -36,5 +36,6 @@ export async function abortRollout(id: string): Promise<RolloutView> {
   await using store = await openRolloutStore();
   const r = await claimForAbort(store, id);
   dropRelease(r.id);
+  await store.dropShared(r.id);
   return view(r);
 }

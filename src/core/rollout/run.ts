@@ -4,11 +4,14 @@
  * rollback (swarm/rollback.ts), and the cached release dropped once the
  * rollout is done or aborted.
  */
+import { existsSync } from "node:fs";
+import { homePaths } from "../../lib/paths.ts";
 import { serializeSignature } from "../../protocol/signature.ts";
 import { os } from "../../lib/os-user.ts";
 import { DeltaSource } from "../delta.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
+import { type Lease, Leases, leasedDetail } from "../registry-leases.ts";
 import { readReleaseSignature } from "../release-sign.ts";
 import type { Release } from "../release.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
@@ -48,6 +51,11 @@ function goneRow(name: string, release: Release): HostResult {
   };
 }
 
+/** The row of a host another master holds: nothing is sent to it. */
+function leasedRow(name: string, address: string, release: Release, l: Lease): HostResult {
+  return { ...goneRow(name, release), address, detail: leasedDetail(l), error_code: "leased" };
+}
+
 /** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
 async function execute(store: RolloutStore, r: Rollout, release: Release, o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
@@ -57,6 +65,9 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
     using reg = new Registry();
     return new Map<string, Host>((await reg.hosts()).filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
   })();
+  // A lease on every host this run may touch, so no other master pushes to it meanwhile (DESIGN §15).
+  await using leases = new Leases(r.owner!, r.id);
+  const leased = await leases.acquire(r.hosts.filter((h) => h.state === "pending" || h.state === "running").map((h) => h.host));
   const never = new AbortController().signal;
   // Renewal when due and the CRL, on each host the push reaches (swarm/upkeep.ts).
   using upkeep = await identityUpkeep();
@@ -70,7 +81,10 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
     history: (res) => history(res, r.release, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
-      const res = h
+      const held = leased.get(name);
+      const res = held
+        ? leasedRow(name, h?.address ?? "", release, held)
+        : h
         ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
         : goneRow(name, release);
       onProgress({ host: name, phase: "done", result: res });
@@ -86,7 +100,10 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
       }
     },
   });
-  if (final.state === "done" || final.state === "aborted") dropRelease(r.id);
+  if (final.state === "done" || final.state === "aborted") {
+    dropRelease(r.id);
+    await store.dropShared(r.id);
+  }
   return final;
 }
 
@@ -113,6 +130,8 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
   await using store = await openRolloutStore();
   try {
     await store.create(r);
+    // A registry other masters share keeps the release too, so any of them can resume.
+    await store.keepShared(r.id, release.manifest.id, release.file);
   } catch (e) {
     dropRelease(id);
     throw e;
@@ -124,6 +143,13 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
   let release: Release | undefined;
-  const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { release = await cachedRelease(peek); } });
+  const r = await claimForResume(store, id, masterOwner(), {
+    retryUnreachable: o.retryUnreachable,
+    check: async (peek) => {
+      // Started on another master sharing the registry: its release comes from the registry into this cache.
+      if (!existsSync(homePaths().rolloutRelease(peek.id)) && peek.release_file) await store.fetchShared(peek.id, homePaths().rolloutRelease(peek.id));
+      release = await cachedRelease(peek);
+    },
+  });
   return await execute(store, r, release!, o);
 }
