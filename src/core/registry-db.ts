@@ -127,9 +127,8 @@ interface Pool {
   ready: Promise<void>;
 }
 
-/** One pool per URL per process, closed when its last user closes; migrated once per process. */
+/** One pool per URL per process, closed when its last user closes; the schema checked once per pool. */
 const pools = new Map<string, Pool>();
-const migrated = new Set<string>();
 
 class PgDb implements Db {
   readonly dialect = "postgres" as const;
@@ -149,12 +148,10 @@ class PgDb implements Db {
     if (!pool) {
       const sql = new Bun.SQL(url, { max: 4, connectionTimeout: 10, idleTimeout: 30 });
       const p: Pool = { sql, users: 0, ready: Promise.resolve() };
-      p.ready = migrated.has(url)
-        ? Promise.resolve()
-        : migrate(pgDriver(sql, who), pgMigrations, where).then(
-            () => void migrated.add(url),
-            (e) => Promise.reject(pgError(e, where)),
-          );
+      p.ready = migrate(pgDriver(sql, who), pgMigrations, where).then(
+        () => {},
+        (e) => Promise.reject(pgError(e, where)),
+      );
       // Seen by the first query; never an unhandled rejection in between.
       p.ready.catch(() => {});
       pools.set(url, p);
