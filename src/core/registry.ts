@@ -107,7 +107,7 @@ export class Registry implements Disposable {
   }
 
   async pushes(host?: string): Promise<Push[]> {
-    const sql = `SELECT host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent FROM pushes
+    const sql = `SELECT host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent, rollout_id FROM pushes
                  ${host ? "WHERE host = $host" : ""} ORDER BY id`;
     const rows = await this.db.all<Push>(sql, host ? { host } : {});
     return rows.map((r) => ({ ...r, duration_ms: Number(r.duration_ms), bytes_sent: Number(r.bytes_sent) }));
