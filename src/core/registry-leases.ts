@@ -94,6 +94,14 @@ export class Leases implements AsyncDisposable {
     return refused;
   }
 
+  /**
+   * Drops the leases an earlier run of this rollout left (its master died);
+   * only for a rollout this master has just claimed, so no one else runs it.
+   */
+  async dropLeftBy(rolloutId: string): Promise<void> {
+    await this.reg.db.run("DELETE FROM leases WHERE rollout_id = $rollout AND holder <> $holder", { rollout: rolloutId, holder: this.holder });
+  }
+
   /** Takes one host's lease or throws the one line naming who holds it. */
   async acquireOne(host: string): Promise<void> {
     const refused = (await this.acquire([host])).get(host);

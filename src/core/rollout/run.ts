@@ -67,6 +67,7 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
   })();
   // A lease on every host this run may touch, so no other master pushes to it meanwhile (DESIGN §15).
   await using leases = new Leases(r.owner!, r.id);
+  if (r.run > 1) await leases.dropLeftBy(r.id);
   const leased = await leases.acquire(r.hosts.filter((h) => h.state === "pending" || h.state === "running").map((h) => h.host));
   const never = new AbortController().signal;
   // Renewal when due and the CRL, on each host the push reaches (swarm/upkeep.ts).
