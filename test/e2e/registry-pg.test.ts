@@ -158,8 +158,10 @@ t.skipIf(!canUnshare)("kill -9 of A (another machine) mid-rollout: its leases ho
   const killedAt = Date.now();
   const pushW4 = await asB(["swarm", "update", "--host", "w4", "--artifact", v3.file, "--json"]);
   const early = await asB(["swarm", "rollout", "resume", id]);
+  const shownEarly = json(await asB(["swarm", "rollout", "show", id, "--json"])).state;
   const earlyMs = Date.now() - killedAt;
   await Bun.sleep(Math.max(0, LEASE_MS + 500 - earlyMs));
+  const shownLate = json(await asB(["swarm", "rollout", "show", id, "--json"])).state;
   const cachedBefore = existsSync(join(homeB().DECNET_HOME!, "cache", "rollouts", `${id}.tar.gz`));
   const resumed = await asB(["swarm", "rollout", "resume", id, "--json"]);
   const shown = json(await asB(["swarm", "rollout", "show", id, "--json"]));
@@ -167,9 +169,10 @@ t.skipIf(!canUnshare)("kill -9 of A (another machine) mid-rollout: its leases ho
     owner: owner.startsWith("decnet-a "),
     pushW4: [pushW4.code, json(pushW4).hosts[0].error_code, json(pushW4).hosts[0].detail.includes(`rollout ${id}`)],
     early: [early.code, oneLine(early), early.stderr.includes(`rollout ${id} is running`), earlyMs < LEASE_MS],
+    shown: [shownEarly, shownLate],
     cachedBefore,
     resumed: resumed.code,
-    shown: [shown.state, shown.hosts.map((h: any) => h.state)],
+    final: [shown.state, shown.hosts.map((h: any) => h.state)],
     workers: fleet.workers.map((w) => current(w) === v4.id),
     kept: await psql(`SELECT count(*) FROM rollout_releases WHERE rollout_id = '${id}'`),
     leases: await psql("SELECT count(*) FROM leases"),
@@ -177,9 +180,10 @@ t.skipIf(!canUnshare)("kill -9 of A (another machine) mid-rollout: its leases ho
     owner: true,
     pushW4: [1, "leased", true],
     early: [1, true, true, true],
+    shown: ["running", "interrupted"],
     cachedBefore: false,
     resumed: 0,
-    shown: ["done", ["updated", "updated", "updated", "updated"]],
+    final: ["done", ["updated", "updated", "updated", "updated"]],
     workers: [true, true, true, true],
     kept: "0",
     leases: "0",
