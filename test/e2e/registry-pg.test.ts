@@ -20,7 +20,8 @@ import { useFleet } from "../fleet/use-fleet.ts";
 const missing = postgresMissing();
 if (missing) console.warn(`registry-pg.test: skipped: ${missing}`);
 const canUnshare = process.getuid?.() === 0 && Bun.which("unshare") !== null;
-const LEASE_MS = 3000;
+// Long enough that B's own start (reading a 50 MB release) never outlasts a killed A's last heartbeat on a loaded machine.
+const LEASE_MS = 10_000;
 let pg: Postgres;
 let db = "";
 // Filled before the fleet is made (this beforeAll is registered first).
