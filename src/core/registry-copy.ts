@@ -9,7 +9,8 @@
 import { existsSync } from "node:fs";
 import { DecnetError } from "../lib/errors.ts";
 import { homePaths } from "../lib/paths.ts";
-import { type Db, isPgLocation, openDb, type Params } from "./registry-db.ts";
+import { type Db, openDb, type Params } from "./registry-db.ts";
+import { redactUrl } from "./registry-pg.ts";
 
 interface Table {
   name: string;
@@ -59,7 +60,7 @@ async function copyTable(src: Db, dst: Db, t: Table): Promise<CopiedTable> {
 }
 
 export async function copyRegistry(to: string, file = homePaths().db): Promise<CopyReport> {
-  if (!isPgLocation(to)) throw new DecnetError("usage", `--to ${to.slice(0, 80)} is not a postgres:// URL`, { exitCode: 2, hint: "give --to postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME" });
+  if (!/^postgres(ql)?:\/\//i.test(to)) throw new DecnetError("usage", `--to ${redactUrl(to).slice(0, 80)} is not a postgres:// URL`, { exitCode: 2, hint: "give --to postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME" });
   if (!existsSync(file)) throw new DecnetError("failed", `there is no local registry at ${file} to copy`, { hint: "nothing to migrate; set DECNET_REGISTRY_URL to use the shared registry" });
   const src = openDb(file);
   try {
