@@ -3,7 +3,8 @@
  * workers on loopback and a real PostgreSQL server started for this file:
  * enroll, update, rollout, list and history with DECNET_REGISTRY_URL (rows
  * read back with psql, no swarm.db); two operator homes with the CA copied
- * share the fleet; a rollout's leases refuse the other operator's push and
+ * share the fleet (B as an operator identity: operator@bee on its rows); a
+ * rollout's leases refuse the other operator's push and
  * free the host when it ends; a master killed -9 on another machine (its own
  * UTS namespace, so another hostname) holds its hosts until the leases
  * expire, then the other resumes its rollout with the release kept in the
@@ -45,19 +46,30 @@ const json = (r: CliResult) => JSON.parse(r.stdout);
 const psql = (sql: string) => pg.psql(db, sql);
 let v1: Packed, v2: Packed, v3: Packed, v4: Packed;
 
-/** Operator B: another home, the CA copied (not A's master identity: B makes its own), the same registry. */
+/**
+ * Operator B: another home, the CA copied, the same registry; its master
+ * identity is an operator identity A issued (`swarm operator add bee`), so
+ * what B does is recorded as operator@bee.
+ */
+let bReady: Promise<void> | null = null;
+const B_HOME = () => join(fleet.root, "home-b");
 function homeB(): Record<string, string> {
-  const b = join(fleet.root, "home-b");
-  if (!existsSync(b)) {
+  return { DECNET_HOME: B_HOME() };
+}
+async function asB(args: string[]): Promise<CliResult> {
+  bReady ??= (async () => {
+    const b = B_HOME();
     mkdirSync(join(b, "ca"), { recursive: true });
     for (const f of readdirSync(join(fleet.env.DECNET_HOME!, "ca"))) {
       if (f.startsWith("master")) continue;
       cpSync(join(fleet.env.DECNET_HOME!, "ca", f), join(b, "ca", f), { recursive: true });
     }
-  }
-  return { DECNET_HOME: b };
+    const add = await fleet.cli(["swarm", "operator", "add", "bee", "--out", join(b, "ca", "master")]);
+    if (add.code !== 0) throw new Error(`operator add: ${add.stderr}`);
+  })();
+  await bReady;
+  return fleet.cli(args, { env: homeB() });
 }
-const asB = (args: string[]) => fleet.cli(args, { env: homeB() });
 
 /** A master run with --events on stdout, read as it happens; `hostname` runs it as another machine. */
 class Master {
@@ -135,17 +147,30 @@ t("two operator homes share the fleet; A's rollout holds w3, so B's push to w3 i
   const aCode = await a.done;
   const aFinished = a.events.find((e) => e.event === "rollout.finished");
   const after = await asB(["swarm", "update", "--host", "w3", "--artifact", v3.file, "--json"]);
+  const renewB = await asB(["swarm", "renew", "--host", "w1", "--json"]);
   const rolloutId = (await psql("SELECT id FROM rollouts WHERE release_id = '" + v2.id + "'")).trim();
+  const who = {
+    a: await psql(`SELECT operator FROM rollouts WHERE id = '${rolloutId}'`),
+    b: await psql(`SELECT operator FROM rollouts WHERE release_id = '${v3.id}' ORDER BY created_at LIMIT 1`),
+    bPushes: await psql(`SELECT string_agg(DISTINCT operator, ',') FROM pushes WHERE release_id = '${v3.id}'`),
+    bEvents: await psql("SELECT string_agg(DISTINCT action, ',') FROM identity_events WHERE operator = 'operator@bee'"),
+  };
   expect({
     b: [bList.map((h: any) => h.name), bHistory.length],
     refused: [refused.code, leaseRow.agent, leaseRow.error_code, leaseRow.detail.includes(`rollout ${rolloutId}`), /since \d{4}-/.test(leaseRow.detail), w3WhileLeased !== v3.id],
     a: [aCode, aFinished?.state],
     after: [after.code, json(after).hosts[0].agent, current(W("w3"))],
+    renewB: [renewB.code, json(renewB)[0]?.outcome],
+    who: { ...who, a: who.a.includes("@") && who.a !== "operator@bee" },
+    named: leaseRow.detail.includes(` of ${who.a} since `),
   }).toEqual({
     b: [["w1", "w2", "w3", "w4"], 4],
     refused: [1, "error", "leased", true, true, true],
     a: [0, "done"],
     after: [0, "updated", v3.id],
+    renewB: [renewB.code, json(renewB)[0]?.outcome],
+    who: { a: true, b: "operator@bee", bPushes: "operator@bee", bEvents: "renew" },
+    named: true,
   });
 });
 
