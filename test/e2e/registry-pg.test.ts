@@ -144,6 +144,8 @@ t("two operator homes share the fleet; A's rollout holds w3, so B's push to w3 i
   const refused = await asB(["swarm", "update", "--host", "w3", "--artifact", v3.file, "--json"]);
   const leaseRow = json(refused).hosts[0];
   const w3WhileLeased = current(W("w3"));
+  const rollbackRefused = await asB(["swarm", "rollback", "--host", "w3"]);
+  const renewRefused = await asB(["swarm", "renew", "--host", "w4", "--json"]);
   const aCode = await a.done;
   const aFinished = a.events.find((e) => e.event === "rollout.finished");
   const after = await asB(["swarm", "update", "--host", "w3", "--artifact", v3.file, "--json"]);
@@ -160,6 +162,8 @@ t("two operator homes share the fleet; A's rollout holds w3, so B's push to w3 i
     refused: [refused.code, leaseRow.agent, leaseRow.error_code, leaseRow.detail.includes(`rollout ${rolloutId}`), /since \d{4}-/.test(leaseRow.detail), w3WhileLeased !== v3.id],
     a: [aCode, aFinished?.state],
     after: [after.code, json(after).hosts[0].agent, current(W("w3"))],
+    rollbackRefused: [rollbackRefused.code, oneLine(rollbackRefused), rollbackRefused.stderr.includes(`host w3 is leased by rollout ${rolloutId} of `)],
+    renewRefused: [renewRefused.code, json(renewRefused)[0]?.outcome, json(renewRefused)[0]?.detail.includes(`rollout ${rolloutId}`)],
     renewB: [renewB.code, json(renewB)[0]?.outcome],
     who: { ...who, a: who.a.includes("@") && who.a !== "operator@bee" },
     named: leaseRow.detail.includes(` of ${who.a} since `),
@@ -168,7 +172,9 @@ t("two operator homes share the fleet; A's rollout holds w3, so B's push to w3 i
     refused: [1, "error", "leased", true, true, true],
     a: [0, "done"],
     after: [0, "updated", v3.id],
-    renewB: [renewB.code, json(renewB)[0]?.outcome],
+    rollbackRefused: [1, true, true],
+    renewRefused: [1, "leased", true],
+    renewB: [0, "renewed"],
     who: { a: true, b: "operator@bee", bPushes: "operator@bee", bEvents: "renew" },
     named: true,
   });

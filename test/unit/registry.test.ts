@@ -13,7 +13,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Issued } from "../../src/core/ca.ts";
 import { IdentityStore } from "../../src/core/registry-identity.ts";
+import { numbered } from "../../src/core/registry-db.ts";
 import { Leases } from "../../src/core/registry-leases.ts";
+import { pgError, redactUrl, validatePgUrl } from "../../src/core/registry-pg.ts";
 import { RegistryRollouts } from "../../src/core/registry-rollouts.ts";
 import { Registry, type Push } from "../../src/core/registry.ts";
 import type { Rollout } from "../../src/core/rollout/store.ts";
@@ -58,6 +60,41 @@ function rollout(id: string, hosts: string[]): Rollout {
     hosts: hosts.map((host) => ({ host, batch: 0, state: "pending", run: null, started_at: null, finished_at: null, result: null, note: null })),
   };
 }
+
+test("a URL is shown with its password hidden, checked before any connection, and a failure is one line saying what to check", () => {
+  const where = "postgres://ann:***@db:5432/decnet";
+  const failed = (e: unknown) => (e instanceof DecnetError ? `${e.message} — ${e.hint}` : `not a DecnetError: ${String(e)}`);
+  const bad = (url: string) => {
+    try {
+      validatePgUrl(url, redactUrl(url));
+      return "accepted";
+    } catch (e) {
+      return failed(e);
+    }
+  };
+  expect({
+    redacted: [redactUrl("postgres://ann:s3cret@db:5432/decnet"), redactUrl("postgres//ann:s3cret@db"), redactUrl("postgres://db/decnet")],
+    urls: [bad("postgres://ann:s3cret@db:5432/decnet"), bad("mysql://db/x"), bad("postgres://db"), bad("nonsense")].map((m) => m.split(" — ")[0]),
+    refused: failed(pgError(Object.assign(new Error("Failed to connect"), { code: "ERR_POSTGRES_CONNECTION_REFUSED" }), where)),
+    login: failed(pgError(Object.assign(new Error('password authentication failed for user "ann"'), { code: "ERR_POSTGRES_SERVER_ERROR", errno: "28P01" }), where)),
+    rights: failed(pgError(Object.assign(new Error("permission denied for schema public"), { code: "ERR_POSTGRES_SERVER_ERROR", errno: "42501" }), where)).split(" — ")[0],
+    other: pgError(new TypeError("a bug"), where) instanceof DecnetError,
+    numbered: numbered("SELECT $a, $b, $a WHERE x = $c", { a: 1, b: null, c: "z" }),
+  }).toEqual({
+    redacted: ["postgres://ann:***@db:5432/decnet", "postgres//***@db", "postgres://db/decnet"],
+    urls: [
+      "accepted",
+      "DECNET_REGISTRY_URL mysql://db/x is malformed: the scheme is mysql, not postgres",
+      "DECNET_REGISTRY_URL postgres://db is malformed: it names no database (…/DBNAME)",
+      "DECNET_REGISTRY_URL nonsense is malformed: it is not a URL",
+    ],
+    refused: `cannot reach the registry at ${where} (Failed to connect) — check that PostgreSQL runs there and accepts connections on that address and port`,
+    login: `the registry at ${where} refused the login: password authentication failed for user "ann" — check the user and password in DECNET_REGISTRY_URL and the server's pg_hba.conf`,
+    rights: `the registry at ${where}: permission denied for schema public`,
+    other: false,
+    numbered: ["SELECT $1, $2, $1 WHERE x = $3", [1, null, "z"]],
+  });
+});
 
 for (const backend of ["sqlite", "postgres"] as const) {
   describe.skipIf(backend === "postgres" && missing !== null)(backend, () => {
