@@ -95,6 +95,19 @@ export class Leases implements AsyncDisposable {
   }
 
   /**
+   * Null while this master still holds `host`'s lease (taken by `acquire`);
+   * else who holds it now, or a stand-in naming the loss when no one does.
+   */
+  async lost(host: string): Promise<Lease | null> {
+    if (!this.taken.has(host)) return null;
+    const l = await this.reg.db.get<Lease>("SELECT host, holder, rollout_id, operator, since, heartbeat FROM leases WHERE host = $host", { host });
+    if (l?.holder === this.holder) return null;
+    this.taken.delete(host);
+    const at = new Date().toISOString();
+    return l ?? { host, holder: "", rollout_id: null, operator: "no one (this master's lease was lost)", since: at, heartbeat: at };
+  }
+
+  /**
    * Drops the leases an earlier run of this rollout left (its master died);
    * only for a rollout this master has just claimed, so no one else runs it.
    */

@@ -207,7 +207,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
       });
     });
 
-    test("leases: one holder per host, named to the next; the same rollout takes its own back; expired ones are taken; given back on dispose", async () => {
+    test("leases: one holder per host, named to the next; the same rollout takes its own back; expired ones are taken; a lost one is noticed; given back on dispose", async () => {
       const loc = await fresh(backend);
       const a = new Leases("masterA 1 1", "0000000a", loc, 1_000);
       const b = new Leases("masterB 2 2", "0000000b", loc, 1_000);
@@ -222,6 +222,11 @@ for (const backend of ["sqlite", "postgres"] as const) {
       const stale = new Leases("masterD 4 4", null, loc, 1_000);
       await Bun.sleep(1_100);
       const beforeBeatStops = await stale.acquire(["w2"]);
+      // A lease taken from under A (as after heartbeats failing past the timeout): A sees it lost before pushing there.
+      using tamper = new Registry(loc);
+      await tamper.db.run("UPDATE leases SET holder = 'thief 9 9', operator = 'eve@elsewhere' WHERE host = 'w2'");
+      // w1: the resumer of A's rollout took it and gave it back.
+      const lost = [(await a.lost("w1"))?.operator, (await a.lost("w2"))?.operator, await a.lost("w3")];
       await a[Symbol.asyncDispose]();
       const afterA = await b.acquire(["w3"]);
       await b[Symbol.asyncDispose]();
@@ -229,11 +234,11 @@ for (const backend of ["sqlite", "postgres"] as const) {
       using reg = new Registry(loc);
       expect({
         a: [...refusedA.keys()], b: [...refusedB.keys()], held: [held?.holder, held?.rollout_id, held?.operator.length! > 0], again: [...again.keys()],
-        takeover: [...takeover.keys()], heartbeatKeptW2: [...beforeBeatStops.keys()], afterA: [...afterA.keys()],
+        takeover: [...takeover.keys()], heartbeatKeptW2: [...beforeBeatStops.keys()], lost, afterA: [...afterA.keys()],
         left: await reg.db.all("SELECT host FROM leases ORDER BY host"),
       }).toEqual({
         a: [], b: ["w3"], held: ["masterA 1 1", "0000000a", true], again: [],
-        takeover: [], heartbeatKeptW2: ["w2"], afterA: [], left: [],
+        takeover: [], heartbeatKeptW2: ["w2"], lost: ["no one (this master's lease was lost)", "eve@elsewhere", null], afterA: [], left: [{ host: "w2" }],
       });
     });
 

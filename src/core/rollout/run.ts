@@ -82,7 +82,8 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
     history: (res) => history(res, r.release, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
-      const held = leased.get(name);
+      // Checked again as the host starts: a lease lost meanwhile (heartbeats failing past the timeout) is not pushed through.
+      const held = leased.get(name) ?? (await leases.lost(name));
       const res = held
         ? leasedRow(name, h?.address ?? "", release, held)
         : h
