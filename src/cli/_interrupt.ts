@@ -2,7 +2,11 @@
  * Ctrl-C during a rollout (DESIGN §12): the first stops starting hosts and
  * lets those in flight finish; the second aborts them (each worker's journal
  * finishes or undoes its install); a third leaves at once, the registry
- * holding every host that finished (as after a kill -9).
+ * holding every host that finished (as after a kill -9). SIGTERM (a CI job
+ * cancelled, a service manager stopping the master) is both at once: whoever
+ * sends it will not wait for hosts in flight and may follow with SIGKILL, so
+ * the hosts in flight are aborted now and recorded as interrupted; a second
+ * SIGTERM leaves at once.
  */
 import { err } from "../lib/stdio.ts";
 
@@ -32,13 +36,25 @@ export function rolloutInterrupts(): Interrupts {
       process.exit(INTERRUPTED_EXIT);
     }
   };
+  const onSigterm = () => {
+    if (abort.signal.aborted) process.exit(INTERRUPTED_EXIT);
+    err("\ndecnet: SIGTERM: no new host starts, the hosts in flight are aborted (SIGTERM again leaves at once)\n");
+    stop.abort();
+    abort.abort();
+  };
   return {
     stop: stop.signal,
     abort: abort.signal,
     arm() {
-      if (!armed) process.on("SIGINT", onSigint);
+      if (!armed) {
+        process.on("SIGINT", onSigint);
+        process.on("SIGTERM", onSigterm);
+      }
       armed = true;
     },
-    [Symbol.dispose]: () => process.off("SIGINT", onSigint),
+    [Symbol.dispose]: () => {
+      process.off("SIGINT", onSigint);
+      process.off("SIGTERM", onSigterm);
+    },
   };
 }

@@ -11,7 +11,7 @@ const tty = () => isatty(1) && !env("NO_COLOR");
 
 const COLOURS: Record<string, string> = {
   updated: "32", unchanged: "32", renewed: "32", ok: "32", done: "32", "rolled-back": "33", reverted: "33", interrupted: "33", halted: "31",
-  decommissioned: "90", pending: "90", skipped: "90", aborted: "90", error: "31", failed: "31",
+  decommissioned: "90", pending: "90", skipped: "90", leased: "33", aborted: "90", error: "31", failed: "31",
 };
 
 /** A cell coloured by paint(): the one kind of cell table() does not clean. */

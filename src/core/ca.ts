@@ -177,6 +177,6 @@ export async function createMasterIdentity(paths = homePaths()): Promise<BundleP
   const issued = await writeBundle(ca, m, { role: "master", cn: MASTER_CN });
   const { IdentityStore } = await import("./registry-identity.ts");
   using store = new IdentityStore(paths.db);
-  store.recordIssued(issued, MASTER_CN);
+  await store.recordIssued(issued, MASTER_CN);
   return m;
 }

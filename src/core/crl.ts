@@ -41,10 +41,10 @@ export async function publishCrl(ca: Ca, store: IdentityStore, o: { now?: Date; 
   const x509 = await loadX509();
   const now = o.now ?? new Date();
   const file = o.file ?? homePaths().crl;
-  const number = Math.max(store.crlState()?.number ?? 0, await fileNumber(ca, file)) + 1;
+  const number = Math.max((await store.crlState())?.number ?? 0, await fileNumber(ca, file)) + 1;
   const thisUpdate = new Date(now.getTime() - BACKDATE_MS);
   const nextUpdate = new Date(now.getTime() + CRL_DAYS * DAY_MS);
-  const revoked = store.revokedUnexpired(now);
+  const revoked = await store.revokedUnexpired(now);
   const crl = await x509.X509CrlGenerator.create({
     issuer: ca.cert.subject,
     thisUpdate,
@@ -62,7 +62,7 @@ export async function publishCrl(ca: Ca, store: IdentityStore, o: { now?: Date; 
     })),
   });
   const pem = x509.PemConverter.encode(crl.rawData, CRL_PEM_LABEL);
-  store.setCrlState({ number, this_update: thisUpdate.toISOString(), next_update: nextUpdate.toISOString() });
+  await store.setCrlState({ number, this_update: thisUpdate.toISOString(), next_update: nextUpdate.toISOString() });
   writeFileAtomic(file, pem, 0o644);
   return { pem, number, nextUpdate: nextUpdate.toISOString(), serials: revoked.map((r) => r.serial) };
 }
@@ -88,7 +88,7 @@ export async function currentCrl(ca: Ca, store: IdentityStore, o: { now?: Date; 
  * kept with `recordIssued` first) and publishes the new CRL.
  */
 export async function revoke(ca: Ca, store: IdentityStore, serials: string[], reason: RevokeReason, o: { now?: Date; file?: string } = {}): Promise<PublishedCrl & { revoked: string[] }> {
-  const revoked = store.tx(() => store.markRevoked(serials, reason, o.now));
+  const revoked = await store.tx(async () => await store.markRevoked(serials, reason, o.now));
   const crl = await publishCrl(ca, store, o);
   return { ...crl, revoked };
 }

@@ -19,8 +19,8 @@ export const RENEW_WITHIN_DAYS = 30;
 const DAY_MS = 86_400_000;
 
 /** True when the host has no recorded agent or updater certificate left, or one expires within RENEW_WITHIN_DAYS. */
-export function dueForRenewal(store: IdentityStore, host: string, now = new Date()): boolean {
-  const active = store.certs(host, ["agent", "updater"], { active: true, now });
+export async function dueForRenewal(store: IdentityStore, host: string, now = new Date()): Promise<boolean> {
+  const active = await store.certs(host, ["agent", "updater"], { active: true, now });
   const limit = now.getTime() + RENEW_WITHIN_DAYS * DAY_MS;
   return !active.some((c) => c.role === "agent") || !active.some((c) => c.role === "updater") || active.some((c) => Date.parse(c.not_after) <= limit);
 }

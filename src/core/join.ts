@@ -28,22 +28,22 @@ export interface OpenJoinOptions {
 }
 
 /** Records a pending join for `host` (replacing any earlier token) and returns its token line. */
-export function openJoin(ca: Ca, store: IdentityStore, o: OpenJoinOptions): { token: string; expiresAt: string } {
+export async function openJoin(ca: Ca, store: IdentityStore, o: OpenJoinOptions): Promise<{ token: string; expiresAt: string }> {
   const ttl = o.ttlMs ?? DEFAULT_TOKEN_TTL_MS;
   if (!(ttl >= MIN_TOKEN_TTL_MS && ttl <= MAX_TOKEN_TTL_MS)) throw new DecnetError("usage", "--ttl must be between 2s and 24h", { exitCode: 2 });
   const now = o.now ?? new Date();
   const t: JoinToken = { host: o.host, ca: ca.sha256, secret: newSecret(), expires: Math.floor((now.getTime() + ttl) / 1000) };
   const expiresAt = new Date(t.expires * 1000);
-  store.tx(() => {
-    store.openJoin(o.host, t.secret, expiresAt, now, { address: o.address, sans: o.sans });
-    store.event("join-open", o.host, JSON.stringify({ expires_at: expiresAt.toISOString() }), now);
+  await store.tx(async () => {
+    await store.openJoin(o.host, t.secret, expiresAt, now, { address: o.address, sans: o.sans });
+    await store.event("join-open", o.host, JSON.stringify({ expires_at: expiresAt.toISOString() }), now);
   });
   return { token: formatToken(t), expiresAt: expiresAt.toISOString() };
 }
 
 /** The open token for `host`, rebuilt from the registry (for `swarm join H`); null once spent or never opened. */
-export function tokenOf(ca: Ca, store: IdentityStore, host: string): string | null {
-  const j = store.join(host);
+export async function tokenOf(ca: Ca, store: IdentityStore, host: string): Promise<string | null> {
+  const j = await store.join(host);
   if (!j?.secret || j.state === "done") return null;
   return formatToken({ host, ca: ca.sha256, secret: j.secret, expires: Math.floor(Date.parse(j.expires_at) / 1000) });
 }
@@ -60,7 +60,7 @@ export interface CompleteJoinOptions {
   timeoutMs?: number;
   now?: () => Date;
   /** The worker confirmed: runs before the token is marked spent (the caller records the host). */
-  onConfirmed?(r: JoinResult): void;
+  onConfirmed?(r: JoinResult): void | Promise<unknown>;
 }
 
 export interface JoinResult {
@@ -72,7 +72,7 @@ export interface JoinResult {
 const refused = (host: string, message: string, hint?: string) => new RemoteError(host, "join_refused", message, 0, undefined, hint);
 
 /** Checks the token against the registry's open join; returns the parsed token. */
-function admit(token: string, o: CompleteJoinOptions): JoinToken {
+async function admit(token: string, o: CompleteJoinOptions): Promise<JoinToken> {
   let t: JoinToken;
   try {
     t = parseToken(token);
@@ -82,7 +82,7 @@ function admit(token: string, o: CompleteJoinOptions): JoinToken {
   }
   const now = o.now?.() ?? new Date();
   if (t.ca !== o.ca.sha256) throw new DecnetError("ca_mismatch", `the token for ${t.host} names another CA (sha256 ${t.ca.slice(0, 16)}…, this master's is ${o.ca.sha256.slice(0, 16)}…)`);
-  const j = o.store.join(t.host);
+  const j = await o.store.join(t.host);
   if (!j) throw new DecnetError("join_refused", `no join is open for ${t.host}`, { hint: `open one with \`decnet swarm enroll --host ${t.host} --address ADDR --join\`` });
   if (j.state === "done") throw new DecnetError("token_used", `the token for ${t.host} was used already: ${t.host} joined at ${j.updated_at}`);
   if (!j.secret || !secretsEqual(j.secret, t.secret)) {
@@ -99,7 +99,7 @@ function admit(token: string, o: CompleteJoinOptions): JoinToken {
  * mid-join offers the keys it offered before).
  */
 export async function completeJoin(address: string, token: string, o: CompleteJoinOptions): Promise<JoinResult> {
-  const t = admit(token, o);
+  const t = await admit(token, o);
   const now = () => o.now?.() ?? new Date();
   const e = { host: t.host, address, port: o.port, timeoutMs: o.timeoutMs ?? 10_000 };
   const masterNonce = newNonce();
@@ -111,22 +111,22 @@ export async function completeJoin(address: string, token: string, o: CompleteJo
   const [agentKey, updaterKey] = await Promise.all([csrPublicKey(hello.csr.agent, "agent CSR"), csrPublicKey(hello.csr.updater, "updater CSR")]);
   if (agentKey.spki === updaterKey.spki) throw refused(t.host, "the worker's agent and updater CSRs share one key");
   const keys = `${agentKey.spki},${updaterKey.spki}`;
-  o.store.tx(() => {
-    const j = o.store.join(t.host);
+  await o.store.tx(async () => {
+    const j = await o.store.join(t.host);
     if (j?.state === "done") throw new DecnetError("token_used", `the token for ${t.host} was used already: ${t.host} joined at ${j.updated_at}`);
     if (j?.state === "signed" && j.bound_keys !== keys) {
       throw new DecnetError("token_used", `the token for ${t.host} was already spent on other keys`, { hint: "a second worker is using this token, or the first one lost its keys; open a new join" });
     }
-    o.store.bindJoin(t.host, keys, now());
+    await o.store.bindJoin(t.host, keys, now());
   });
   const [agent, updater] = [
     await signCsr(o.ca, hello.csr.agent, { role: "agent", host: t.host, sans: o.sans, now: now() }),
     await signCsr(o.ca, hello.csr.updater, { role: "updater", host: t.host, sans: o.sans, now: now() }),
   ];
   // Recorded before they leave, so every certificate that exists can be revoked.
-  o.store.tx(() => {
-    o.store.recordIssued(agent, t.host, now());
-    o.store.recordIssued(updater, t.host, now());
+  await o.store.tx(async () => {
+    await o.store.recordIssued(agent, t.host, now());
+    await o.store.recordIssued(updater, t.host, now());
   });
   const trust = o.trust ?? null;
   const fin = finishTranscript(transcript, { agentCert: agent.certPem, updaterCert: updater.certPem, trust });
@@ -138,10 +138,10 @@ export async function completeJoin(address: string, token: string, o: CompleteJo
     throw refused(t.host, "the worker's confirmation does not match what was sent");
   }
   const result = { host: t.host, serials: done.serials, notAfter: agent.notAfter };
-  o.onConfirmed?.(result);
-  o.store.tx(() => {
-    o.store.finishJoin(t.host, now());
-    o.store.event("join", t.host, JSON.stringify({ address, serials: done.serials }), now());
+  await o.onConfirmed?.(result);
+  await o.store.tx(async () => {
+    await o.store.finishJoin(t.host, now());
+    await o.store.event("join", t.host, JSON.stringify({ address, serials: done.serials }), now());
   });
   return result;
 }

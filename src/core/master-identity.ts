@@ -34,7 +34,7 @@ export async function replaceMasterIdentity(o: ReplaceMasterOptions): Promise<Re
     try {
       const pem = readFileSync(paths.master.crt, "utf8");
       const d = describeCert(pem);
-      if (!store.cert(d.serial)) store.recordIssued({ certPem: pem, serial: d.serial, cn: d.cn, role: "master", notBefore: now.toISOString(), notAfter: d.notAfter, spki: d.spki }, MASTER_CN, now);
+      if (!await store.cert(d.serial)) await store.recordIssued({ certPem: pem, serial: d.serial, cn: d.cn, role: "master", notBefore: now.toISOString(), notAfter: d.notAfter, spki: d.spki }, MASTER_CN, now);
     } catch {} // an unreadable certificate is replaced; nothing to record
   }
   const issued = await issue(ca, { role: "master", cn: MASTER_CN, now });
@@ -44,7 +44,7 @@ export async function replaceMasterIdentity(o: ReplaceMasterOptions): Promise<Re
   writeFileAtomic(next.key, issued.keyPem, 0o600);
   writeFileAtomic(next.crt, issued.certPem, 0o644);
   writeFileAtomic(next.ca, ca.pem, 0o644);
-  store.recordIssued(issued, MASTER_CN, now);
+  await store.recordIssued(issued, MASTER_CN, now);
   // Two renames: a crash between them leaves no master dir, and the next
   // command makes a fresh identity; a rerun of rotate-master revokes every
   // master certificate but its own, so none is left valid by accident.
@@ -56,11 +56,11 @@ export async function replaceMasterIdentity(o: ReplaceMasterOptions): Promise<Re
   let revoked: string[] = [];
   let crl: number | null = null;
   if (o.revokeOld) {
-    const old = store.certs(MASTER_CN, ["master"], { active: true, now }).map((c) => c.serial).filter((s) => s !== issued.serial);
+    const old = (await store.certs(MASTER_CN, ["master"], { active: true, now })).map((c) => c.serial).filter((s) => s !== issued.serial);
     const r = await revoke(ca, store, old, "superseded", { now, file: paths.crl });
     revoked = r.revoked;
     crl = r.number;
   }
-  store.event(o.revokeOld ? "rotate-master" : "renew-master", MASTER_CN, JSON.stringify({ serial: issued.serial, revoked }), now);
+  await store.event(o.revokeOld ? "rotate-master" : "renew-master", MASTER_CN, JSON.stringify({ serial: issued.serial, revoked }), now);
   return { serial: issued.serial, notAfter: issued.notAfter, revoked, crl };
 }

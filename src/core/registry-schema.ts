@@ -74,6 +74,20 @@ ALTER TABLE pushes ADD COLUMN rollout_id TEXT;`,
 ALTER TABLE joins ADD COLUMN address TEXT;
 ALTER TABLE joins ADD COLUMN sans TEXT;`,
   },
+  {
+    version: 4,
+    name: "leases, shared releases",
+    // A lease per host (who holds it for which rollout, since, last heartbeat); the
+    // rollout's release kept in the registry itself when other masters share it.
+    sql: `
+CREATE TABLE leases (
+  host TEXT PRIMARY KEY, holder TEXT NOT NULL, rollout_id TEXT, operator TEXT NOT NULL,
+  since TEXT NOT NULL, heartbeat TEXT NOT NULL
+);
+CREATE TABLE rollout_releases (
+  rollout_id TEXT PRIMARY KEY, release_id TEXT NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL, stored_at TEXT NOT NULL
+);`,
+  },
 ];
 
 /** The runner's side for bun:sqlite. */

@@ -1,12 +1,11 @@
 /**
- * Hosts and push history in bun:sqlite (~/.decnet/swarm.db); the schema and
- * its migrations are in registry-schema.ts.
+ * Hosts and push history, in bun:sqlite (~/.decnet/swarm.db) or PostgreSQL
+ * (DECNET_REGISTRY_URL) through registry-db.ts; the schemas and their
+ * migrations are in registry-schema.ts and registry-pg.ts.
  */
-import type { Database } from "bun:sqlite";
 import { DecnetError } from "../lib/errors.ts";
 import { os } from "../lib/os-user.ts";
-import { homePaths } from "../lib/paths.ts";
-import { openSqlite } from "./registry-schema.ts";
+import { type Db, openDb, registryLocation } from "./registry-db.ts";
 
 export interface Host {
   name: string;
@@ -42,67 +41,76 @@ export function duplicateHost(name: string): DecnetError {
   return new DecnetError("failed", `host ${name} is already enrolled`, { hint: "pick another --host name (see `decnet swarm list`)" });
 }
 
-type HostRow = Omit<Host, "sans" | "has_updater"> & { sans: string; has_updater: number };
+type HostRow = Omit<Host, "sans" | "has_updater" | "agent_port" | "updater_port"> & { sans: string; has_updater: number; agent_port: number | string; updater_port: number | string };
 
-const toHost = (r: HostRow): Host => ({ ...r, sans: JSON.parse(r.sans) as string[], has_updater: r.has_updater === 1 });
+const toHost = (r: HostRow): Host => ({
+  ...r, sans: JSON.parse(r.sans) as string[], has_updater: Number(r.has_updater) === 1, agent_port: Number(r.agent_port), updater_port: Number(r.updater_port),
+});
 
 export class Registry implements Disposable {
-  /** Open to the rollout store (registry-rollouts.ts), which shares this connection and its transactions. */
-  readonly db: Database;
-  constructor(file = homePaths().db) {
-    this.db = openSqlite(file, () => os.operator());
+  /** Open to the rollout store (registry-rollouts.ts) and the leases, which share this connection and its transactions. */
+  readonly db: Db;
+  /** `file`: a sqlite file or a postgres:// URL; DECNET_REGISTRY_URL wins over the default file (registry-db.ts). */
+  constructor(file?: string) {
+    this.db = openDb(registryLocation(file), () => os.operator());
   }
 
-  addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at">): void {
+  async addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at">): Promise<void> {
     try {
-      this.db
-        .query(`INSERT INTO hosts (name, address, sans, agent_port, updater_port, enrolled_at, has_updater)
-                VALUES ($name, $address, $sans, $agent_port, $updater_port, $enrolled_at, $has_updater)`)
-        .run({ ...h, sans: JSON.stringify(h.sans), has_updater: h.has_updater ? 1 : 0 });
+      await this.db.run(
+        `INSERT INTO hosts (name, address, sans, agent_port, updater_port, enrolled_at, has_updater)
+         VALUES ($name, $address, $sans, $agent_port, $updater_port, $enrolled_at, $has_updater)`,
+        { name: h.name, address: h.address, agent_port: h.agent_port, updater_port: h.updater_port, enrolled_at: h.enrolled_at, sans: JSON.stringify(h.sans), has_updater: h.has_updater ? 1 : 0 },
+      );
     } catch (e) {
-      if (String(e).includes("UNIQUE")) {
+      if (/UNIQUE|duplicate key/i.test(String(e))) {
         throw duplicateHost(h.name);
       }
       throw e;
     }
   }
 
-  host(name: string): Host | null {
-    const r = this.db.query<HostRow, { name: string }>("SELECT * FROM hosts WHERE name = $name").get({ name });
+  async host(name: string): Promise<Host | null> {
+    const r = await this.db.get<HostRow>("SELECT * FROM hosts WHERE name = $name", { name });
     return r ? toHost(r) : null;
   }
 
-  hosts(): Host[] {
-    return this.db.query<HostRow, []>("SELECT * FROM hosts ORDER BY name").all().map(toHost);
+  async hosts(): Promise<Host[]> {
+    return (await this.db.all<HostRow>("SELECT * FROM hosts ORDER BY name")).map(toHost);
   }
 
   /** The host now has an updater bundle (`swarm enroll --updater-only`). */
-  setHasUpdater(name: string): void {
-    this.db.query("UPDATE hosts SET has_updater = 1 WHERE name = $name").run({ name });
+  async setHasUpdater(name: string): Promise<void> {
+    await this.db.run("UPDATE hosts SET has_updater = 1 WHERE name = $name", { name });
   }
 
-  decommission(name: string, at: string): void {
-    this.db.query("UPDATE hosts SET decommissioned_at = $at WHERE name = $name AND decommissioned_at IS NULL").run({ name, at });
+  async decommission(name: string, at: string): Promise<void> {
+    await this.db.run("UPDATE hosts SET decommissioned_at = $at WHERE name = $name AND decommissioned_at IS NULL", { name, at });
   }
 
-  recordPush(p: Push): void {
-    const tx = this.db.transaction(() => {
-      this.db
-        .query(`INSERT INTO pushes (host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent, rollout_id)
-                VALUES ($host, $kind, $release_id, $version, $outcome, $detail, $operator, $at, $duration_ms, $bytes_sent, $rollout_id)`)
-        .run({ ...p, rollout_id: p.rollout_id ?? null });
-      this.db
-        .query(`UPDATE hosts SET last_result = $outcome, last_pushed_at = $at,
-                last_release = CASE WHEN $ok THEN $release_id ELSE last_release END WHERE name = $host`)
-        .run({ host: p.host, outcome: `${p.kind}: ${p.outcome}`, at: p.at, release_id: p.release_id, ok: p.outcome === "updated" ? 1 : 0 });
+  async recordPush(p: Push): Promise<void> {
+    await this.db.tx(async () => {
+      await this.db.run(
+        `INSERT INTO pushes (host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent, rollout_id)
+         VALUES ($host, $kind, $release_id, $version, $outcome, $detail, $operator, $at, $duration_ms, $bytes_sent, $rollout_id)`,
+        {
+          host: p.host, kind: p.kind, release_id: p.release_id, version: p.version, outcome: p.outcome, detail: p.detail, operator: p.operator,
+          at: p.at, duration_ms: p.duration_ms, bytes_sent: p.bytes_sent, rollout_id: p.rollout_id ?? null,
+        },
+      );
+      await this.db.run(
+        `UPDATE hosts SET last_result = $outcome, last_pushed_at = $at,
+         last_release = CASE WHEN $ok = 1 THEN $release_id ELSE last_release END WHERE name = $host`,
+        { host: p.host, outcome: `${p.kind}: ${p.outcome}`, at: p.at, release_id: p.release_id, ok: p.outcome === "updated" ? 1 : 0 },
+      );
     });
-    tx();
   }
 
-  pushes(host?: string): Push[] {
-    const sql = `SELECT host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent FROM pushes
+  async pushes(host?: string): Promise<Push[]> {
+    const sql = `SELECT host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent, rollout_id FROM pushes
                  ${host ? "WHERE host = $host" : ""} ORDER BY id`;
-    return host ? this.db.query<Push, { host: string }>(sql).all({ host }) : this.db.query<Push, []>(sql).all();
+    const rows = await this.db.all<Push>(sql, host ? { host } : {});
+    return rows.map((r) => ({ ...r, duration_ms: Number(r.duration_ms), bytes_sent: Number(r.bytes_sent) }));
   }
 
   [Symbol.dispose](): void {

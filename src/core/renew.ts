@@ -44,13 +44,13 @@ export { dueForRenewal } from "./identity.ts";
 export async function renewHost(e: Endpoint, o: RenewOptions): Promise<RenewResult> {
   const now = () => o.now?.() ?? new Date();
   const call = { timeoutMs: o.timeoutMs ?? 30_000, bundle: o.bundle };
-  const before = o.store.certs(e.host, ["agent", "updater"], { active: true, now: now() }).map((c) => c.serial);
+  const before = (await o.store.certs(e.host, ["agent", "updater"], { active: true, now: now() })).map((c) => c.serial);
   const { csr } = await renewCsr(e, call);
   const agent = await signCsr(o.ca, csr.agent, { role: "agent", host: e.host, sans: o.sans, now: now() });
   const updater = await signCsr(o.ca, csr.updater, { role: "updater", host: e.host, sans: o.sans, now: now() });
-  o.store.tx(() => {
-    o.store.recordIssued(agent, e.host, now());
-    o.store.recordIssued(updater, e.host, now());
+  await o.store.tx(async () => {
+    await o.store.recordIssued(agent, e.host, now());
+    await o.store.recordIssued(updater, e.host, now());
   });
   const r = await renewInstall(e, { agent: agent.certPem, updater: updater.certPem }, call);
   if (r.serials.agent !== agent.serial || r.serials.updater !== updater.serial) {
@@ -63,7 +63,7 @@ export async function renewHost(e: Endpoint, o: RenewOptions): Promise<RenewResu
     superseded = rv.revoked;
     crl = rv.number;
   }
-  o.store.event("renew", e.host, JSON.stringify({ serials: r.serials, superseded }), now());
+  await o.store.event("renew", e.host, JSON.stringify({ serials: r.serials, superseded }), now());
   return { host: e.host, serials: r.serials, notAfter: r.not_after, superseded, crl, agent: r.agent ?? null };
 }
 

@@ -158,6 +158,17 @@ const cases: Record<CommandName, "todo" | (() => Promise<void>)> = {
     const r = await fleet.cli(["swarm", "rotate-master"], { env: { DECNET_HOME: join(fleet.root, "home-rotate") } });
     expect({ code: r.code, says: /^new master identity: serial [0-9a-f]{32}, valid until /.test(r.stdout) }).toEqual({ code: 0, says: true });
   },
+  async "swarm history"() {
+    const ghost = await fleet.cli(["swarm", "history", "--host", "ghost"]);
+    const bad = await fleet.cli(["swarm", "history", "--limit", "0"]);
+    const none = await fleet.cli(["swarm", "history", "--json"]);
+    expect({ ghost: [ghost.code, oneLine(ghost)], bad: [bad.code, oneLine(bad)], none: [none.code, Array.isArray(JSON.parse(none.stdout))] }).toEqual({ ghost: [2, true], bad: [2, true], none: [0, true] });
+  },
+  async "swarm registry"() {
+    const notPg = await fleet.cli(["swarm", "registry", "migrate", "--to", "mysql://db/decnet"]);
+    const noFlag = await fleet.cli(["swarm", "registry", "migrate"]);
+    expect({ notPg: [notPg.code, oneLine(notPg)], noFlag: [noFlag.code, oneLine(noFlag)] }).toEqual({ notPg: [2, true], noFlag: [2, true] });
+  },
   async "swarm trust"() {
     // No host named: bad usage, one line; no trust.json on this master: a failure naming it.
     const none = await fleet.cli(["swarm", "trust", "push"]);

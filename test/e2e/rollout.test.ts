@@ -62,7 +62,7 @@ class Master {
   until(pred: (e: Json) => boolean, what: string, n = 1): Promise<Json> {
     return until(() => this.events.filter(pred)[n - 1], what, 60_000, 5);
   }
-  kill(sig: "SIGINT" | "SIGKILL") {
+  kill(sig: "SIGINT" | "SIGTERM" | "SIGKILL") {
     this.proc.kill(sig);
   }
 }
@@ -375,4 +375,22 @@ test("a registry changed by a newer decnet (a schema version past this one's) is
     line: `decnet: the registry ${join(home, "swarm.db")} is at schema version ${next}, newer than this decnet knows (${known}); it was changed by a newer decnet — run a decnet at least as new as the one that last used it`,
     versions: Array.from({ length: next }, (_, i) => ({ version: i + 1 })),
   });
+});
+
+test("SIGTERM is both Ctrl-Cs at once: the push in flight is aborted and recorded interrupted, exit 130; resume completes it", async () => {
+  const m = new Master(["swarm", "update", "--host", "w7,w8", "--artifact", v2.file, "--full", "--concurrency", "1", "--events"]);
+  await m.until((e) => e.event === "host.started" && e.host === "w7", "w7 to start");
+  m.kill("SIGTERM");
+  const code = await m.done;
+  const id = m.events[0]!.rollout;
+  const shown = await show(id);
+  await allIdle();
+  const resumed = await fleet.cli(["swarm", "rollout", "resume", id, "--json"]);
+  expect({
+    code,
+    said: m.stderr.includes("decnet: SIGTERM: no new host starts") && m.stderr.includes(`decnet: to resume: decnet swarm rollout resume ${id}`),
+    hosts: shown.hosts.map((h: Json) => [h.host, h.state, h.result?.error_code ?? null]),
+    resumed: [resumed.code, json(resumed).rollout.state],
+    current: [current(W("w7")), current(W("w8"))],
+  }).toEqual({ code: 130, said: true, hosts: [["w7", "interrupted", "aborted"], ["w8", "pending", null]], resumed: [0, "done"], current: [v2.id, v2.id] });
 });

@@ -26,7 +26,7 @@ async function pki() {
     issue(ca, { role: "master", cn: "decnet-master" }),
     issue(ca, { role: "operator", cn: "operator@ci" }),
   ]);
-  for (const c of [a, b, client, other]) store.recordIssued(c, c.cn);
+  for (const c of [a, b, client, other]) await store.recordIssued(c, c.cn);
   return {
     ca, store, paths, a, b, client, other,
     [Symbol.dispose]() {

@@ -30,8 +30,8 @@ test("each revocation publishes a higher-numbered CRL listing every revoked, une
   using store = new IdentityStore(home.paths.db, "tester@here");
   const a = await issue(ca, { role: "operator", cn: "operator@ci" });
   const b = await issue(ca, { role: "agent", cn: "edge-1", sans: ["127.0.0.1"] });
-  store.recordIssued(a, "ci");
-  store.recordIssued(b, "edge-1");
+  await store.recordIssued(a, "ci");
+  await store.recordIssued(b, "edge-1");
   const first = await publishCrl(ca, store, { file: home.paths.crl });
   const second = await revoke(ca, store, [a.serial], "operator-revoked", { file: home.paths.crl });
   const again = await revoke(ca, store, [a.serial, b.serial], "decommissioned", { file: home.paths.crl });
@@ -43,7 +43,7 @@ test("each revocation publishes a higher-numbered CRL listing every revoked, une
     listed: [first.serials, second.serials, [...again.serials].sort()],
     onDisk: [...onDisk.serials].sort(),
     life,
-    records: store.certs("ci", ["operator"]).map((r) => ({ revoked_by: r.revoked_by, reason: r.revoke_reason })),
+    records: (await store.certs("ci", ["operator"])).map((r) => ({ revoked_by: r.revoked_by, reason: r.revoke_reason })),
   }).toEqual({
     numbers: [1, 2, 3, 3],
     revoked: [[a.serial], [b.serial]],
@@ -126,8 +126,8 @@ test("a Bun.serve given the published CRL refuses a revoked client certificate i
   const oldMaster = await issue(ca, { role: "master", cn: "decnet-master" });
   const newMaster = await issue(ca, { role: "master", cn: "decnet-master" });
   const ci = await issue(ca, { role: "operator", cn: "operator@ci" });
-  for (const c of [oldMaster, newMaster]) store.recordIssued(c, "decnet-master");
-  store.recordIssued(ci, "ci");
+  for (const c of [oldMaster, newMaster]) await store.recordIssued(c, "decnet-master");
+  await store.recordIssued(ci, "ci");
   const crl = await revoke(ca, store, [oldMaster.serial, ci.serial], "superseded", { file: home.paths.crl });
   await using srv = Bun.serve({
     hostname: "127.0.0.1",

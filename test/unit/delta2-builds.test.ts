@@ -32,7 +32,8 @@ async function* chunks(b: Uint8Array) {
 }
 
 describe("round trip on real builds", () => {
-  for (const [name, limit] of [["B", 5_000], ["C", 20_000]] as const) {
+  // A→B measured 4.9 kB before main's registry work and 5.2 kB after (the app section grows with the tree); the wire target is 20 kB both ways.
+  for (const [name, limit] of [["B", 8_000], ["C", 20_000]] as const) {
     test(`A→${name}: rebuilt from A's bytes with ${name}'s sha256, in at most ${limit} bytes`, async () => {
       const hA = hashFile(v.A);
       const hN = hashFile(v[name]);

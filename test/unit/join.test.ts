@@ -73,7 +73,7 @@ async function master() {
   const store = new IdentityStore(paths.db, "tester@master");
   return {
     dir, paths, ca, store,
-    open: (o: { ttlMs?: number; now?: Date } = {}) => openJoin(ca, store, { host: HOST, ...o }).token,
+    open: async (o: { ttlMs?: number; now?: Date } = {}) => (await openJoin(ca, store, { host: HOST, ...o })).token,
     join: (port: number, token: string, o: { now?: () => Date } = {}) => completeJoin("127.0.0.1", token, { ca, store, sans: SANS, port, ...o }),
     [Symbol.dispose]() {
       store[Symbol.dispose]();
@@ -113,17 +113,17 @@ async function mitm(workerPort: number, rewrite?: (hello: Record<string, any>) =
 
 test("a join: the worker's keys stay on the worker, its certificates carry the registry's names, the token is spent", async () => {
   using m = await master();
-  const token = m.open();
-  const rebuilt = tokenOf(m.ca, m.store, HOST);
+  const token = await m.open();
+  const rebuilt = await tokenOf(m.ca, m.store, HOST);
   await using w = await startWorker(m.dir, token);
   const r = await m.join(w.port, token);
   const agentCrt = new X509Certificate(readFileSync(join(w.agentDir, "worker.crt")));
   const updaterCrt = new X509Certificate(readFileSync(join(w.updaterDir, "updater.crt")));
   const workerKeys = [readFileSync(join(w.agentDir, "worker.key"), "utf8"), readFileSync(join(w.updaterDir, "updater.key"), "utf8")];
   const masterFiles = filesUnder(m.paths.home).map((f) => readFileSync(f, "latin1"));
-  const record = m.store.join(HOST)!;
+  const record = (await m.store.join(HOST))!;
   expect({
-    rebuilt: [rebuilt === token, tokenOf(m.ca, m.store, HOST)],
+    rebuilt: [rebuilt === token, await tokenOf(m.ca, m.store, HOST)],
     result: r,
     agent: { subject: agentCrt.subject, san: agentCrt.subjectAltName, serial: agentCrt.serialNumber.toLowerCase(), chains: agentCrt.verify(new X509Certificate(m.ca.pem).publicKey) },
     updater: { subject: updaterCrt.subject, serial: updaterCrt.serialNumber.toLowerCase() },
@@ -132,8 +132,8 @@ test("a join: the worker's keys stay on the worker, its certificates carry the r
     keyOnMaster: masterFiles.some((text) => workerKeys.some((k) => text.includes(k.split("\n")[1]!))),
     pendingGone: isJoined(w.updaterDir) && !readdirSync(w.updaterDir).includes("join"),
     record: { state: record.state, secret: record.secret },
-    recorded: m.store.certs(HOST, ["agent", "updater"]).map((c) => c.serial).sort(),
-    events: m.store.events(HOST).map((e) => `${e.action} by ${e.operator}`),
+    recorded: (await m.store.certs(HOST, ["agent", "updater"])).map((c) => c.serial).sort(),
+    events: (await m.store.events(HOST)).map((e) => `${e.action} by ${e.operator}`),
     onJoined: w.joined,
     again: await failure(m.join(w.port, token)),
   }).toEqual({
@@ -158,7 +158,7 @@ test("a join: the worker's keys stay on the worker, its certificates carry the r
 
 test("the joined certificates work: the master identity calls a server using the worker's new agent bundle", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   await using w = await startWorker(m.dir, token);
   await m.join(w.port, token);
   const me = await issue(m.ca, { role: "master", cn: "decnet-master" });
@@ -171,7 +171,7 @@ test("the joined certificates work: the master identity calls a server using the
 
 test("a damaged or forged token, another CA, or an expired token is refused with one line, and nothing is signed", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   const typo = token.slice(0, 60) + (token[60] === "a" ? "b" : "a") + token.slice(61);
   await using otherSecret = await startWorker(m.dir, forge(token, { secret: "B".repeat(43) }), { name: "w-secret" });
   await using otherCa = await startWorker(m.dir, forge(token, { ca: "0".repeat(64) }), { name: "w-ca" });
@@ -185,8 +185,8 @@ test("a damaged or forged token, another CA, or an expired token is refused with
     tokenOfAnotherMaster: await failure(m.join(otherCa.port, tokenOfOther)),
     workerClockPastExpiry: await failure(m.join(late.port, token)),
     masterClockPastExpiry: await failure(m.join(late.port, token, { now: () => new Date(Date.now() + 3_600_000) })),
-    signed: m.store.certs(HOST, ["agent", "updater"]).length,
-    state: m.store.join(HOST)!.state,
+    signed: (await m.store.certs(HOST, ["agent", "updater"])).length,
+    state: (await m.store.join(HOST))!.state,
     workerLog: otherCa.logs.map((l) => l.replace(/[0-9a-f]{16}…/g, "…")),
   }).toEqual({
     typo: "usage: join token is damaged (its check digits do not match): copy it again, whole",
@@ -206,7 +206,7 @@ test("a damaged or forged token, another CA, or an expired token is refused with
 
 test("a man in the middle cannot splice: relaying, swapping in its keys or its certificate all fail, and the real worker can still join", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   await using w = await startWorker(m.dir, token);
   const evilKeys = await Promise.all([makeKeyAndCsr(HOST), makeKeyAndCsr(`updater@${HOST}`)]);
   await using splice = await mitm(w.port, async (h) => {
@@ -217,10 +217,10 @@ test("a man in the middle cannot splice: relaying, swapping in its keys or its c
   });
   const spliced = await failure(m.join(splice.port!, token));
   const swapped = await failure(m.join(swap.port!, token));
-  const signedBeforeRelay = m.store.certs(HOST, ["agent", "updater"]).length;
+  const signedBeforeRelay = (await m.store.certs(HOST, ["agent", "updater"])).length;
   await using relay = await mitm(w.port);
   const relayed = await failure(m.join(relay.port!, token));
-  const afterRelay = { joined: isJoined(w.updaterDir), state: m.store.join(HOST)!.state };
+  const afterRelay = { joined: isJoined(w.updaterDir), state: (await m.store.join(HOST))!.state };
   // The relay's attempt bound the token to the real worker's keys: the real worker can finish, once.
   const direct = await m.join(w.port, token);
   expect({ spliced, swapped, signedBeforeRelay, relayed, afterRelay, direct: direct.host, joined: isJoined(w.updaterDir) }).toEqual({
@@ -236,7 +236,7 @@ test("a man in the middle cannot splice: relaying, swapping in its keys or its c
 
 test("the token is single use: a second worker with the same token cannot join once the first one's keys were bound", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   await using first = await startWorker(m.dir, token, { name: "first" });
   await using relay = await mitm(first.port);
   await failure(m.join(relay.port!, token)); // binds the token to the first worker's keys, then fails at the pin
@@ -246,7 +246,7 @@ test("the token is single use: a second worker with the same token cannot join o
 
 test("the worker refuses a forged or replayed finish and bad input with clear 4xx answers", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   await using w = await startWorker(m.dir, token);
   const post = async (path: string, body: unknown) => {
     const r = await fetch(`https://127.0.0.1:${w.port}${path}`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body), tls: { rejectUnauthorized: false } } as RequestInit);
@@ -281,10 +281,10 @@ test("the worker refuses a forged or replayed finish and bad input with clear 4x
 test("a restarted worker offers the same keys for the same token, new ones for a new token", async () => {
   using m = await master();
   const dir = join(m.dir, "updater");
-  const t1 = parseToken(m.open());
+  const t1 = parseToken(await m.open());
   const a = await loadOrMakeJoinMaterial(dir, t1);
   const b = await loadOrMakeJoinMaterial(dir, t1);
-  const c = await loadOrMakeJoinMaterial(dir, parseToken(m.open()));
+  const c = await loadOrMakeJoinMaterial(dir, parseToken(await m.open()));
   const file = join(dir, "join", "material.json");
   expect({
     same: [a.agent.spki, a.updater.spki, a.tls.sha256].join() === [b.agent.spki, b.updater.spki, b.tls.sha256].join(),
@@ -297,7 +297,7 @@ test("a restarted worker offers the same keys for the same token, new ones for a
 
 test("a worker that dies while installing comes back with the same keys, and the master's retry completes the join", async () => {
   using m = await master();
-  const token = m.open();
+  const token = await m.open();
   const crashed = await failure((async () => {
     await using w = await startWorker(m.dir, token, { crashAfterAgent: true });
     return await m.join(w.port, token);
@@ -305,7 +305,7 @@ test("a worker that dies while installing comes back with the same keys, and the
   await using again = await startWorker(m.dir, token);
   const stillJoining = !isJoined(again.updaterDir);
   const r = await m.join(again.port, token);
-  expect({ crashed, stillJoining, joined: isJoined(again.updaterDir), state: m.store.join(HOST)!.state, host: r.host }).toEqual({
+  expect({ crashed, stillJoining, joined: isJoined(again.updaterDir), state: (await m.store.join(HOST))!.state, host: r.host }).toEqual({
     crashed: "internal: internal error",
     stillJoining: true,
     joined: true,
@@ -316,7 +316,7 @@ test("a worker that dies while installing comes back with the same keys, and the
 
 test("at start, the worker refuses a damaged or expired token with one line", async () => {
   using m = await master();
-  const token = m.open({ ttlMs: 60_000 });
+  const token = await m.open({ ttlMs: 60_000 });
   const line = (f: () => unknown) => {
     try {
       f();

@@ -62,8 +62,8 @@ test("any swarm command renews a master identity with 30 or fewer days left, and
     renewed: renewed !== due,
     daysLeft: daysLeft(readFileSync(home.paths.master.crt, "utf8")),
     // Renewal is not revocation: the old certificate expires on its own.
-    revoked: store.certs(MASTER_CN, ["master"]).filter((c) => c.revoked_at).length,
-    events: store.events(MASTER_CN).map((e) => e.action),
+    revoked: (await store.certs(MASTER_CN, ["master"])).filter((c) => c.revoked_at).length,
+    events: (await store.events(MASTER_CN)).map((e) => e.action),
   }).toEqual({ kept: true, renewed: true, daysLeft: 89, revoked: 0, events: ["renew-master"] });
 });
 

@@ -27,7 +27,7 @@ const versions = (file: string) => {
   }
 };
 const tables = (db: Database) => db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((t) => t.name);
-const ALL = [{ version: 1, name: "hosts, pushes, identity", applied_by: "tester@here" }, { version: 2, name: "rollouts", applied_by: "tester@here" }, { version: 3, name: "join addresses", applied_by: "tester@here" }];
+const ALL = [{ version: 1, name: "hosts, pushes, identity", applied_by: "tester@here" }, { version: 2, name: "rollouts", applied_by: "tester@here" }, { version: 3, name: "join addresses", applied_by: "tester@here" }, { version: 4, name: "leases, shared releases", applied_by: "tester@here" }];
 /** One past the newest migration this binary knows. */
 const NEXT = ALL.length + 1;
 
@@ -39,11 +39,11 @@ test("a new registry gets every migration, each recorded once, however often it 
   openSqlite(file, who).close();
   expect({ versions: versions(file), tables: t }).toEqual({
     versions: ALL,
-    tables: ["certs", "crl_state", "hosts", "identity_events", "joins", "pushes", "rollout_hosts", "rollouts", "schema_version"],
+    tables: ["certs", "crl_state", "hosts", "identity_events", "joins", "leases", "pushes", "rollout_hosts", "rollout_releases", "rollouts", "schema_version"],
   });
 });
 
-test("a registry made before migrations (the schema as it was) is adopted with its rows, and gains the rollout tables", () => {
+test("a registry made before migrations (the schema as it was) is adopted with its rows, and gains the rollout tables", async () => {
   const file = join(dir, "old.db");
   const old = new Database(file, { create: true });
   // Exactly what decnet created before numbered migrations: migration 1's tables, no schema_version.
@@ -52,7 +52,7 @@ test("a registry made before migrations (the schema as it was) is adopted with i
   old.exec("INSERT INTO pushes (host, kind, release_id, version, outcome, detail, operator, at, duration_ms, bytes_sent) VALUES ('w1', 'update', 'x', '1', 'updated', '', 'op', 'then', 1, 2)");
   old.close();
   using reg = new Registry(file);
-  expect({ versions: versions(file).map(({ version, name }) => ({ version, name })), hosts: reg.hosts().map((h) => h.name), pushes: reg.pushes().map((p) => [p.host, p.outcome]), column: reg.db.query("SELECT rollout_id FROM pushes").all() }).toEqual({
+  expect({ versions: versions(file).map(({ version, name }) => ({ version, name })), hosts: (await reg.hosts()).map((h) => h.name), pushes: (await reg.pushes()).map((p) => [p.host, p.outcome]), column: await reg.db.all("SELECT rollout_id FROM pushes") }).toEqual({
     versions: ALL.map(({ version, name }) => ({ version, name })),
     hosts: ["w1"],
     pushes: [["w1", "updated"]],

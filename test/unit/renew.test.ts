@@ -37,11 +37,11 @@ async function setup() {
   const agent = bundlePaths(join(dir, "agent"), "worker");
   const updater = bundlePaths(join(dir, "updater"), "updater");
   for (const [b, role, cn] of [[agent, "agent", HOST], [updater, "updater", `updater@${HOST}`]] as const) {
-    store.recordIssued(await writeBundle(ca, b, { role, cn, sans: SANS }), HOST);
+    await store.recordIssued(await writeBundle(ca, b, { role, cn, sans: SANS }), HOST);
   }
   const master = await issue(ca, { role: "master", cn: "decnet-master" });
   const operator = await issue(ca, { role: "operator", cn: "operator@ci" });
-  store.recordIssued(operator, "ci");
+  await store.recordIssued(operator, "ci");
   // The updater as a daemon would run it: re-created in process on new certificates or CRL.
   const serve = (port: number) => {
     const b = readBundle(updater, "");
@@ -97,8 +97,8 @@ test("renew: new keys made on the worker, both bundles switched, the listener se
     newKey: readFileSync(s.agent.key, "utf8") !== before.agentKey,
     leftovers: [...readdirSync(s.agent.dir), ...readdirSync(s.updater.dir)].filter((f) => f.endsWith(".next") || f === "renew"),
     superseded: [...r.superseded].sort(),
-    due: [dueForRenewal(s.store, HOST), dueForRenewal(s.store, HOST, new Date(Date.now() + 61 * 86_400_000))],
-    events: s.store.events(HOST).map((e) => e.action),
+    due: [await dueForRenewal(s.store, HOST), await dueForRenewal(s.store, HOST, new Date(Date.now() + 61 * 86_400_000))],
+    events: (await s.store.events(HOST)).map((e) => e.action),
   }).toEqual({
     servedBefore: true,
     servedAfter: r.serials.updater,

@@ -43,7 +43,7 @@ async function setup() {
   const first = await writeBundle(ca, bundle, { role: "agent", cn: "edge-1", sans: ["127.0.0.1"] });
   const master = await issue(ca, { role: "master", cn: "decnet-master" });
   const operator = await issue(ca, { role: "operator", cn: "operator@ci" });
-  store.recordIssued(operator, "ci");
+  await store.recordIssued(operator, "ci");
   return {
     dir, paths, ca, store, bundle, first, master, operator,
     [Symbol.dispose]() {

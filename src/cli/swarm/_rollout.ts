@@ -34,6 +34,8 @@ export function rolloutJson(r: RolloutView) {
 export function hostCells(h: RolloutHost): [Painted, Painted, string] {
   const res = h.result;
   const self = paint(res?.self ?? "—");
+  // Another master's lease: nothing was sent (DESIGN §15).
+  if (h.state === "unreachable" && res?.error_code === "leased") return [paint("leased"), self, res.detail];
   switch (h.state) {
     case "pending": return [paint("pending"), self, "not started"];
     case "running": return [paint("pending"), self, "was in flight when its master stopped"];

@@ -17,6 +17,8 @@ export const swarmCommands = {
   renew: () => import("./renew.ts").then((m) => m.default),
   crl: () => import("./crl.ts").then((m) => m.default),
   trust: () => import("./trust.ts").then((m) => m.default),
+  history: () => import("./history.ts").then((m) => m.default),
+  registry: () => import("./registry.ts").then((m) => m.default),
 };
 
 export default defineCommand({

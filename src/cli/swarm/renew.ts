@@ -17,7 +17,7 @@ export default defineCommand({
     const rows = await renew({ hosts: listArg(args.host), all: Boolean(args.all) });
     if (args.json) printJson(rows);
     else out(table(["host", "result", "detail"], rows.map((r) => [r.host, paint(r.outcome), r.detail])));
-    const failed = rows.filter((r) => r.outcome === "error").length;
+    const failed = rows.filter((r) => r.outcome !== "renewed").length;
     if (failed) {
       if (!args.json) err(`decnet: ${failed} of ${rows.length} host(s) not renewed — see the detail column\n`);
       process.exitCode = 1;

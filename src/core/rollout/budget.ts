@@ -12,7 +12,7 @@ import type { HostState, Limits, RolloutHost } from "./store.ts";
  * worker busy with another operation (423), or a host decommissioned
  * between a rollout's runs.
  */
-const NOT_THE_RELEASE = new Set(["unreachable", "timeout", "handshake", "identity", "busy", "decommissioned"]);
+const NOT_THE_RELEASE = new Set(["unreachable", "timeout", "handshake", "identity", "busy", "decommissioned", "leased"]);
 
 /**
  * What a finished push counts as. A release failure is a host that rolled

@@ -4,12 +4,12 @@
  * until the rollout is done or aborted, so a resume sends the very same
  * bytes, checked against the id the rollout started with.
  */
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
-import { openPushRelease, type PushRelease } from "../push-release.ts";
-import type { Rollout } from "./store.ts";
+import { openPushRelease, type PushRelease, releaseFromTarball } from "../push-release.ts";
+import type { Rollout, RolloutStore } from "./store.ts";
 
 /** Moves the push's dir to where the rollout keeps it. */
 export function keepRelease(release: PushRelease, id: string): PushRelease {
@@ -38,6 +38,24 @@ export async function cachedRelease(r: Rollout): Promise<PushRelease> {
     });
   }
   return release;
+}
+
+/**
+ * A rollout started on another master sharing the registry: its release
+ * tarball from the registry, made this master's kept dir (unpacked unless the
+ * rollout is --full). Nothing when this master already keeps it or none is shared.
+ */
+export async function fetchSharedRelease(store: Pick<RolloutStore, "fetchShared">, r: Rollout): Promise<void> {
+  const dir = homePaths().rolloutRelease(r.id);
+  if (existsSync(dir) || !r.release_file) return;
+  ensurePrivateDir(dirname(dir));
+  const tmp = `${dir}.shared.tar.gz`;
+  try {
+    if (!(await store.fetchShared(r.id, tmp))) return;
+    (await releaseFromTarball(tmp, r.release.source, !r.settings.full)).moveTo(dir);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 /** Drops a rollout's cached release (done or aborted). */

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { DecnetError, usageError } from "../../lib/errors.ts";
 import { isAlive, startTime } from "../../lib/procfs.ts";
+import { holderAlive } from "../registry-leases.ts";
 import type { HostState, Rollout, RolloutState, RolloutStore } from "./store.ts";
 
 const ID = /^[0-9a-f]{8}$/;
@@ -21,19 +22,28 @@ export function masterOwner(): string {
 
 /**
  * Whether the master named by `owner` still runs. One on another machine
- * (a shared registry, DESIGN §15) is taken to be alive: only a lease can
- * tell, and assuming it dead could push to a host twice at once.
+ * (a shared registry, DESIGN §15) is alive while its leases heartbeat:
+ * `remoteAlive` holds those found so (remoteOwnersAlive); without it, it is
+ * taken to be alive, since assuming it dead could push to a host twice at once.
  */
-export function ownerAlive(owner: string | null): boolean {
+export function ownerAlive(owner: string | null, remoteAlive?: ReadonlySet<string>): boolean {
   if (!owner) return false;
   const [host, pid, start] = owner.split(" ");
-  if (host !== hostname()) return true;
+  if (host !== hostname()) return remoteAlive ? remoteAlive.has(owner) : true;
   return isAlive(Number(pid)) && String(startTime(Number(pid)) ?? 0) === start;
 }
 
 /** The state to show: a running rollout whose master died (kill -9, power) is interrupted. */
-export function effectiveState(r: Pick<Rollout, "state" | "owner">): RolloutState {
-  return r.state === "running" && !ownerAlive(r.owner) ? "interrupted" : r.state;
+export function effectiveState(r: Pick<Rollout, "state" | "owner">, remoteAlive?: ReadonlySet<string>): RolloutState {
+  return r.state === "running" && !ownerAlive(r.owner, remoteAlive) ? "interrupted" : r.state;
+}
+
+/** The owners on other machines of running rollouts in `rs` whose leases still heartbeat. */
+export async function remoteOwnersAlive(rs: Array<Pick<Rollout, "state" | "owner">>): Promise<Set<string>> {
+  const remote = new Set(rs.filter((r) => r.state === "running" && r.owner && r.owner.split(" ")[0] !== hostname()).map((r) => r.owner!));
+  const alive = new Set<string>();
+  for (const owner of remote) if (await holderAlive(owner)) alive.add(owner);
+  return alive;
 }
 
 /** The rollout `id`, or a usage error for an id that is malformed or unknown. */
@@ -60,7 +70,8 @@ function refuseFinished(r: Rollout, verb: "resume" | "abort"): void {
 export async function claimForResume(store: RolloutStore, id: string, owner: string, o: { retryUnreachable?: boolean; check?: (r: Rollout) => Promise<void> } = {}): Promise<Rollout> {
   const r = await findRollout(store, id);
   refuseFinished(r, "resume");
-  if (effectiveState(r) === "running") {
+  // A master on another machine (a shared registry) is alive while its leases heartbeat.
+  if (effectiveState(r, await remoteOwnersAlive([r])) === "running") {
     const [host, pid] = (r.owner ?? "").split(" ");
     throw new DecnetError("failed", `rollout ${r.id} is running (pid ${pid} on ${host})`, { hint: "wait for it, or stop it with Ctrl-C there" });
   }

@@ -9,6 +9,7 @@ import { DeltaPlanner } from "../delta-planner.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
 import type { PushRelease } from "../push-release.ts";
+import { type Lease, Leases, leasedDetail } from "../registry-leases.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
@@ -16,7 +17,7 @@ import { runRollout } from "./engine.ts";
 import type { RolloutEvent } from "./events.ts";
 import { claimForResume, masterOwner, newRolloutId } from "./lifecycle.ts";
 import type { Plan } from "./plan.ts";
-import { cachedRelease, dropRelease, keepRelease } from "./kept-release.ts";
+import { cachedRelease, dropRelease, fetchSharedRelease, keepRelease } from "./kept-release.ts";
 import { openRolloutStore, type ReleaseInfo, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RunOptions {
@@ -46,6 +47,11 @@ function goneRow(name: string, release: PushRelease): HostResult {
   };
 }
 
+/** The row of a host another master holds: nothing is sent to it. */
+function leasedRow(name: string, address: string, release: PushRelease, l: Lease): HostResult {
+  return { ...goneRow(name, release), address, detail: leasedDetail(l), error_code: "leased" };
+}
+
 /** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
 async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
@@ -54,10 +60,14 @@ async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o:
   using planner = release.unpacked ? new DeltaPlanner(release.manifest, release.local, release.hashed, undefined, release.signature) : null;
   const delta = r.settings.full ? null : planner;
   let remembered = planner === null;
-  const hosts = (() => {
+  const hosts = await (async () => {
     using reg = new Registry();
-    return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
+    return new Map<string, Host>((await reg.hosts()).filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
   })();
+  // A lease on every host this run may touch, so no other master pushes to it meanwhile (DESIGN §15).
+  await using leases = new Leases(r.owner!, r.id);
+  if (r.run > 1) await leases.dropLeftBy(r.id);
+  const leased = await leases.acquire(r.hosts.filter((h) => h.state === "pending" || h.state === "running").map((h) => h.host));
   const never = new AbortController().signal;
   // Renewal when due and the CRL, on each host the push reaches (swarm/upkeep.ts).
   using upkeep = await identityUpkeep();
@@ -71,7 +81,11 @@ async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o:
     history: (res) => history(res, r.release, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
-      const res = h
+      // Checked again as the host starts: a lease lost meanwhile (heartbeats failing past the timeout) is not pushed through.
+      const held = leased.get(name) ?? (await leases.lost(name));
+      const res = held
+        ? leasedRow(name, h?.address ?? "", release, held)
+        : h
         ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
         : goneRow(name, release);
       if (res.agent === "updated" && !remembered) {
@@ -91,7 +105,10 @@ async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o:
       }
     },
   });
-  if (final.state === "done" || final.state === "aborted") dropRelease(r.id);
+  if (final.state === "done" || final.state === "aborted") {
+    dropRelease(r.id);
+    await store.dropShared(r.id);
+  }
   return final;
 }
 
@@ -126,6 +143,8 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
   await using store = await openRolloutStore();
   try {
     await store.create(r);
+    // A registry other masters share keeps the release too, so any of them can resume: as its tarball, packed only then.
+    await store.keepShared(r.id, release.manifest.id, () => release.tarball());
   } catch (e) {
     dropRelease(id);
     throw e;
@@ -137,6 +156,13 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
   let release: PushRelease | undefined;
-  const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { release = await cachedRelease(peek); } });
+  const r = await claimForResume(store, id, masterOwner(), {
+    retryUnreachable: o.retryUnreachable,
+    check: async (peek) => {
+      // Started on another master sharing the registry: its release comes from the registry into this cache.
+      await fetchSharedRelease(store, peek);
+      release = await cachedRelease(peek);
+    },
+  });
   return await execute(store, r, release!, o);
 }

@@ -110,11 +110,16 @@ export interface RolloutStore extends AsyncDisposable {
   hostFinished(id: string, host: string, f: { state: HostState; run: number; at: string; result: HostResult; pushes: Push[] }): Promise<void>;
   /** --halt-rollback's outcome for a host (state reverted, or unchanged with the reason in the note). */
   hostNote(id: string, host: string, state: HostState, note: string, at: string): Promise<void>;
+  /** A shared registry (PostgreSQL) keeps the rollout's release file too, so another master can resume it; no-op on sqlite (`file` is not even asked: a push packs its tarball only when it must). */
+  keepShared(id: string, releaseId: string, file: () => Promise<string>): Promise<void>;
+  /** Writes the shared copy of the rollout's release to `file` (staged, then renamed); false when there is none. */
+  fetchShared(id: string, file: string): Promise<boolean>;
+  dropShared(id: string): Promise<void>;
 }
 
-/** The registry's rollout store (bun:sqlite today; DECNET_REGISTRY_URL picks PostgreSQL with issue 20). */
+/** The registry's rollout store (bun:sqlite, or PostgreSQL with DECNET_REGISTRY_URL or a postgres:// `file`). */
 export async function openRolloutStore(file?: string): Promise<RolloutStore> {
   const { Registry } = await import("../registry.ts");
-  const { SqliteRollouts } = await import("../registry-rollouts.ts");
-  return new SqliteRollouts(new Registry(file));
+  const { RegistryRollouts } = await import("../registry-rollouts.ts");
+  return new RegistryRollouts(new Registry(file));
 }

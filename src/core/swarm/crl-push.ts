@@ -25,7 +25,7 @@ export async function crlPush(o: { hosts: string[]; all: boolean; concurrency?: 
   let targets: Host[];
   {
     using reg = new Registry();
-    targets = selectHosts(reg, o.hosts, o.all);
+    targets = await selectHosts(reg, o.hosts, o.all);
   }
   if (!targets.length) throw new DecnetError("failed", "no hosts to send the CRL to", { hint: "see `decnet swarm list`" });
   await ensureMasterIdentity();

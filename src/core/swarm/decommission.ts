@@ -17,10 +17,10 @@ export interface DecommissionResult {
 
 export async function decommission(name: string, now = new Date()): Promise<DecommissionResult> {
   using reg = new Registry();
-  requireHost(reg, name);
+  await requireHost(reg, name);
   const { IdentityStore } = await import("../registry-identity.ts");
   using store = new IdentityStore();
-  const serials = store.certs(name, ["agent", "updater"], { active: true, now }).map((c) => c.serial);
+  const serials = (await store.certs(name, ["agent", "updater"], { active: true, now })).map((c) => c.serial);
   let revoked: string[] = [];
   let crl: number | null = null;
   if (serials.length > 0) {
@@ -31,7 +31,7 @@ export async function decommission(name: string, now = new Date()): Promise<Deco
     crl = r.number;
   }
   const at = now.toISOString();
-  reg.decommission(name, at);
-  store.event("decommission", name, JSON.stringify({ revoked, crl }), now);
+  await reg.decommission(name, at);
+  await store.event("decommission", name, JSON.stringify({ revoked, crl }), now);
   return { host: name, decommissioned_at: at, revoked, crl };
 }

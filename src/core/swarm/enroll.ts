@@ -64,7 +64,7 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
   const home = homePaths();
   using reg = new Registry();
   // Refuse before writing any file; addHost refuses again if another enroll races us.
-  if (reg.host(o.host)) throw duplicateHost(o.host);
+  if (await reg.host(o.host)) throw duplicateHost(o.host);
   const address = o.address!;
   const sans = [...new Set([address, ...(o.sans ?? [])])];
   const out = o.outDir ?? join(home.home, "bundles", o.host);
@@ -79,7 +79,7 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
     copyTrust(home, u.trust);
     updater = u.dir;
   }
-  reg.addHost({
+  await reg.addHost({
     name: o.host,
     address,
     sans,
@@ -89,9 +89,9 @@ export async function enroll(o: EnrollOptions): Promise<EnrollResult> {
     has_updater: Boolean(o.updater),
   });
   using store = new IdentityStore(home.db);
-  store.tx(() => {
-    for (const c of issued) store.recordIssued(c, o.host, now);
-    store.event("enroll", o.host, JSON.stringify({ serials: issued.map((c) => c.serial) }), now);
+  await store.tx(async () => {
+    for (const c of issued) await store.recordIssued(c, o.host, now);
+    await store.event("enroll", o.host, JSON.stringify({ serials: issued.map((c) => c.serial) }), now);
   });
   return { host: o.host, address, sans, agentBundle: agent.dir, updaterBundle: updater };
 }
@@ -108,7 +108,7 @@ function copyTrust(home: ReturnType<typeof homePaths>, dest: string): void {
 async function enrollUpdaterOnly(o: EnrollOptions): Promise<EnrollResult> {
   const home = homePaths();
   using reg = new Registry();
-  const h = requireHost(reg, o.host);
+  const h = await requireHost(reg, o.host);
   if (h.has_updater) {
     throw new DecnetError("failed", `host ${o.host} already has an updater bundle`, { hint: "to replace its certificates, renew them (`decnet swarm renew`)" });
   }
@@ -120,11 +120,11 @@ async function enrollUpdaterOnly(o: EnrollOptions): Promise<EnrollResult> {
   const ca = await loadOrCreateCa(home);
   const issued = await writeBundle(ca, u, { role: "updater", cn: `updater@${o.host}`, sans: h.sans, now });
   copyTrust(home, u.trust);
-  reg.setHasUpdater(o.host);
+  await reg.setHasUpdater(o.host);
   using store = new IdentityStore(home.db);
-  store.tx(() => {
-    store.recordIssued(issued, o.host, now);
-    store.event("enroll-updater", o.host, JSON.stringify({ serial: issued.serial }), now);
+  await store.tx(async () => {
+    await store.recordIssued(issued, o.host, now);
+    await store.event("enroll-updater", o.host, JSON.stringify({ serial: issued.serial }), now);
   });
   return { host: o.host, address: h.address, sans: h.sans, agentBundle: null, updaterBundle: u.dir };
 }

@@ -43,7 +43,7 @@ export async function openHostJoin(o: { host: string; address?: string; sans?: s
   const ttlMs = o.ttl === undefined ? undefined : parseTtl(o.ttl);
   {
     using reg = new Registry();
-    if (reg.host(o.host)) {
+    if (await reg.host(o.host)) {
       const e = duplicateHost(o.host);
       throw new DecnetError("failed", `${e.message}: a host joins once`, { hint: `to give it new certificates: \`decnet swarm renew --host ${o.host}\`; to replace it: \`decnet swarm decommission --host ${o.host}\` and join it under another name` });
     }
@@ -56,7 +56,7 @@ export async function openHostJoin(o: { host: string; address?: string; sans?: s
   using store = new IdentityStore(home.db);
   const address = o.address!;
   const sans = [...new Set([address, ...(o.sans ?? [])])];
-  const r = openJoin(ca, store, { host: o.host, address, sans, ttlMs, now: o.now });
+  const r = await openJoin(ca, store, { host: o.host, address, sans, ttlMs, now: o.now });
   return { host: o.host, address, sans, token: r.token, expiresAt: r.expiresAt, port: DEFAULT_UPDATER_PORT };
 }
 
@@ -94,19 +94,19 @@ export async function completeHostJoin(host: string, o: CompleteOptions): Promis
   const { completeJoin, tokenOf } = await import("../join.ts");
   const home = homePaths();
   using store = new IdentityStore(home.db);
-  const j = store.join(host);
+  const j = await store.join(host);
   if (!j) throw usageError(`no join is open for ${host}`, `open one with \`decnet swarm enroll --host ${host} --address ADDR --join\``);
   if (j.state === "done") throw new DecnetError("token_used", `the token for ${host} was used already: ${host} joined at ${j.updated_at}`);
   if (!j.address) throw new DecnetError("failed", `the open join for ${host} has no address on record`, { hint: `open it again: \`decnet swarm enroll --host ${host} --address ADDR --join\`` });
   const address = j.address;
   const sans = j.sans ? (JSON.parse(j.sans) as string[]) : [address];
   using reg = new Registry();
-  if (reg.host(host) && j.state !== "signed") throw duplicateHost(host);
+  if (await reg.host(host) && j.state !== "signed") throw duplicateHost(host);
   const ca = await loadOrCreateCa(home);
-  const token = tokenOf(ca, store, host)!;
+  const token = (await tokenOf(ca, store, host))!;
   const trust = existsSync(home.trust.doc) ? readFileSync(home.trust.doc, "utf8") : null;
-  const record = (r: JoinResult) => {
-    if (!reg.host(host)) reg.addHost({ name: host, address, sans, agent_port: DEFAULT_AGENT_PORT, updater_port: DEFAULT_UPDATER_PORT, enrolled_at: new Date().toISOString(), has_updater: true });
+  const record = async (r: JoinResult) => {
+    if (!await reg.host(host)) await reg.addHost({ name: host, address, sans, agent_port: DEFAULT_AGENT_PORT, updater_port: DEFAULT_UPDATER_PORT, enrolled_at: new Date().toISOString(), has_updater: true });
     return r;
   };
   await ensureMasterIdentity(home);
@@ -114,14 +114,14 @@ export async function completeHostJoin(host: string, o: CompleteOptions): Promis
   let told = false;
   for (;;) {
     // Signed before: the worker may have installed its certificates and lost the answer. If it serves them, the join is done.
-    if (store.join(host)?.state === "signed") {
+    if ((await store.join(host))?.state === "signed") {
       const h = await updaterHealth({ host, address, port: DEFAULT_UPDATER_PORT }).catch(() => null);
       if (h) {
-        const serials = { agent: store.certs(host, ["agent"])[0]?.serial ?? "", updater: store.certs(host, ["updater"])[0]?.serial ?? "" };
-        const r = record({ host, serials, notAfter: store.certs(host, ["agent"])[0]?.not_after ?? "" });
-        store.tx(() => {
-          store.finishJoin(host);
-          store.event("join", host, JSON.stringify({ address, serials, confirmed_by: "mTLS /health" }));
+        const serials = { agent: (await store.certs(host, ["agent"]))[0]?.serial ?? "", updater: (await store.certs(host, ["updater"]))[0]?.serial ?? "" };
+        const r = await record({ host, serials, notAfter: (await store.certs(host, ["agent"]))[0]?.not_after ?? "" });
+        await store.tx(async () => {
+          await store.finishJoin(host);
+          await store.event("join", host, JSON.stringify({ address, serials, confirmed_by: "mTLS /health" }));
         });
         return { ...r, address, sans, recovered: true };
       }

@@ -5,5 +5,5 @@ import { type Host, Registry } from "../registry.ts";
 export async function list(): Promise<Host[]> {
   await ensureMasterIdentity();
   using reg = new Registry();
-  return reg.hosts();
+  return await reg.hosts();
 }

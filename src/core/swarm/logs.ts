@@ -65,7 +65,7 @@ export async function logs(o: LogsOptions): Promise<void> {
   let e;
   {
     using reg = new Registry();
-    const h = requireHost(reg, o.host);
+    const h = await requireHost(reg, o.host);
     e = { host: h.name, address: h.address, port: h.updater_port };
   }
   await ensureMasterIdentity();

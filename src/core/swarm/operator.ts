@@ -41,7 +41,7 @@ export async function addOperator(o: AddOperatorOptions): Promise<OperatorResult
   const paths = homePaths();
   using store = new IdentityStore(paths.db);
   const now = o.now ?? new Date();
-  const active = store.certs(o.name, ["operator"], { active: true, now });
+  const active = await store.certs(o.name, ["operator"], { active: true, now });
   if (active.length > 0) {
     throw new DecnetError("failed", `operator ${o.name} already has a valid identity (serial ${active[0]!.serial}, until ${active[0]!.not_after})`, {
       hint: `revoke it first: \`decnet swarm operator revoke ${o.name}\``,
@@ -49,8 +49,8 @@ export async function addOperator(o: AddOperatorOptions): Promise<OperatorResult
   }
   const ca = await loadOrCreateCa(paths);
   const issued = await writeBundle(ca, out, { role: "operator", cn: `operator@${o.name}`, now, days: o.days });
-  store.recordIssued(issued, o.name, now);
-  store.event("operator-add", o.name, JSON.stringify({ serial: issued.serial, bundle: out.dir }), now);
+  await store.recordIssued(issued, o.name, now);
+  await store.event("operator-add", o.name, JSON.stringify({ serial: issued.serial, bundle: out.dir }), now);
   return { name: o.name, serial: issued.serial, notAfter: issued.notAfter, bundle: out.dir };
 }
 
@@ -65,12 +65,12 @@ export async function revokeOperator(name: string, now = new Date()): Promise<Re
   validateName(name);
   const { IdentityStore } = await import("../registry-identity.ts");
   using store = new IdentityStore(homePaths().db);
-  if (!store.names("operator").includes(name)) throw usageError(`no operator named ${name}`, "operators are added with `decnet swarm operator add NAME --out DIR`");
-  const serials = store.certs(name, ["operator"], { active: true, now }).map((c) => c.serial);
+  if (!(await store.names("operator")).includes(name)) throw usageError(`no operator named ${name}`, "operators are added with `decnet swarm operator add NAME --out DIR`");
+  const serials = (await store.certs(name, ["operator"], { active: true, now })).map((c) => c.serial);
   if (serials.length === 0) return { name, revoked: [], crl: null };
   const { loadOrCreateCa } = await import("../ca.ts");
   const { revoke } = await import("../crl.ts");
   const r = await revoke(await loadOrCreateCa(), store, serials, "operator-revoked", { now });
-  store.event("operator-revoke", name, JSON.stringify({ revoked: r.revoked, crl: r.number }), now);
+  await store.event("operator-revoke", name, JSON.stringify({ revoked: r.revoked, crl: r.number }), now);
   return { name, revoked: r.revoked, crl: r.number };
 }

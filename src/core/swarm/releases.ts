@@ -8,6 +8,6 @@ import { requireHost } from "./hosts.ts";
 export async function releases(name: string): Promise<ReleasesResponse> {
   await ensureMasterIdentity();
   using reg = new Registry();
-  const h = requireHost(reg, name);
+  const h = await requireHost(reg, name);
   return callReleases({ host: h.name, address: h.address, port: h.updater_port });
 }

@@ -7,6 +7,8 @@ import { DecnetError } from "../../lib/errors.ts";
 import type { AgentSwitch } from "../../protocol/identity.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, Registry } from "../registry.ts";
+import { Leases, leasedDetail } from "../registry-leases.ts";
+import { masterOwner } from "../rollout/lifecycle.ts";
 import { describe } from "./push.ts";
 import { selectHosts } from "./hosts.ts";
 import { mapLimit } from "./update.ts";
@@ -14,7 +16,7 @@ import { updaterEndpoint } from "./upkeep.ts";
 
 export interface RenewRow {
   host: string;
-  outcome: "renewed" | "error";
+  outcome: "renewed" | "error" | "leased";
   serials: { agent: string; updater: string } | null;
   not_after: string | null;
   /** The certificates this replaced, now on the CRL. */
@@ -30,7 +32,7 @@ export async function renew(o: { hosts: string[]; all: boolean; concurrency?: nu
   let targets: Host[];
   {
     using reg = new Registry();
-    targets = selectHosts(reg, o.hosts, o.all);
+    targets = await selectHosts(reg, o.hosts, o.all);
   }
   if (!targets.length) throw new DecnetError("failed", "no hosts to renew", { hint: "see `decnet swarm list`" });
   await ensureMasterIdentity();
@@ -40,8 +42,13 @@ export async function renew(o: { hosts: string[]; all: boolean; concurrency?: nu
   const ca = await loadOrCreateCa();
   using store = new IdentityStore();
   const none = { serials: null, not_after: null, superseded: [], crl: null, agent: null };
+  // No other master touches these hosts meanwhile (DESIGN §15); one it holds is a `leased` row.
+  await using leases = new Leases(masterOwner(), null);
+  const leased = await leases.acquire(targets.map((h) => h.name));
   // Awaited here: `store` is disposed when this function returns.
   return await mapLimit(targets, o.concurrency ?? 8, async (h): Promise<RenewRow> => {
+    const held = leased.get(h.name);
+    if (held) return { host: h.name, outcome: "leased", ...none, detail: leasedDetail(held) };
     if (!h.has_updater) {
       return { host: h.name, outcome: "error", ...none, detail: `has no updater bundle to renew through — issue one first: \`decnet swarm enroll --host ${h.name} --updater-only\`` };
     }

@@ -103,7 +103,7 @@ export async function status(o: StatusOptions): Promise<StatusReport> {
   let hosts: Host[];
   {
     using reg = new Registry();
-    hosts = selectHosts(reg, o.hosts, o.all || o.hosts.length === 0);
+    hosts = await selectHosts(reg, o.hosts, o.all || o.hosts.length === 0);
   }
   await ensureMasterIdentity();
   const now = o.now ?? (() => new Date());

@@ -27,7 +27,7 @@ export async function trustPush(o: { hosts: string[]; all: boolean; concurrency?
   let targets;
   {
     using reg = new Registry();
-    targets = selectHosts(reg, o.hosts, o.all);
+    targets = await selectHosts(reg, o.hosts, o.all);
   }
   if (!targets.length) throw new DecnetError("failed", "no hosts to send the trust document to", { hint: "see `decnet swarm list`" });
   // Loads (and checks) the master's trust.json before any network.

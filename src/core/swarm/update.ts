@@ -85,9 +85,10 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
   let plan: Plan;
   {
     using reg = new Registry();
-    targets = selectHosts(reg, o.hosts, o.all);
+    targets = await selectHosts(reg, o.hosts, o.all);
     if (targets.length === 0) throw new DecnetError("failed", "no hosts to update (all decommissioned?)", { hint: "see `decnet swarm list`" });
-    plan = planRollout(targets.map((h) => h.name), flags, (n) => reg.host(n) !== null);
+    const known = new Set((await reg.hosts()).map((h) => h.name));
+    plan = planRollout(targets.map((h) => h.name), flags, (n) => known.has(n));
   }
   // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
   const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;

@@ -33,7 +33,7 @@ export interface CrlOffer {
 export async function offerCrl(h: Host, pem: string, number: number, store: IdentityStore): Promise<CrlOffer> {
   try {
     const r = await pushCrl(updaterEndpoint(h), pem, { timeoutMs: timeouts.request() });
-    store.event("crl-push", h.name, JSON.stringify({ number: r.number, previous: r.previous }));
+    await store.event("crl-push", h.name, JSON.stringify({ number: r.number, previous: r.previous }));
     return { number: r.number, previous: r.previous, changed: true, agent: r.agent ?? null };
   } catch (e) {
     const held = e instanceof RemoteError && e.code === "stale_crl" ? (e.detail as { held?: unknown } | undefined)?.held : undefined;
@@ -89,14 +89,14 @@ export async function identityUpkeep(): Promise<{ run: (h: Host) => Promise<Iden
     const u: IdentityUpkeep = { renewed: null, crl: null, error: null };
     try {
       // Only a host whose certificates are on record: one enrolled before records were kept is renewed by `swarm renew`.
-      if (h.has_updater && store.certs(h.name, ["agent", "updater"]).length > 0 && dueForRenewal(store, h.name)) {
+      if (h.has_updater && (await store.certs(h.name, ["agent", "updater"])).length > 0 && (await dueForRenewal(store, h.name))) {
         const { renewHost } = await import("../renew.ts");
         const r = await renewHost(updaterEndpoint(h), { ca: await loadCa(), store, sans: h.sans, crlFile: home.crl });
         u.renewed = { serials: r.serials, not_after: r.notAfter, agent: r.agent };
       }
       if (existsSync(home.crl)) {
         const pem = readFileSync(home.crl, "utf8");
-        const number = store.crlState()?.number ?? 0;
+        const number = (await store.crlState())?.number ?? 0;
         const r = await offerCrl(h, pem, number, store);
         u.crl = { number: r.number, changed: r.changed };
       }
