@@ -118,6 +118,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     status: "ok",
     role: "updater",
     version: d.info.version,
+    target: d.info.target,
     release: d.info.release,
     pid: process.pid,
     busy: d.lock.busy,
