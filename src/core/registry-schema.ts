@@ -74,6 +74,14 @@ ALTER TABLE pushes ADD COLUMN rollout_id TEXT;`,
 ALTER TABLE joins ADD COLUMN address TEXT;
 ALTER TABLE joins ADD COLUMN sans TEXT;`,
   },
+  {
+    // 5 once merged beside the PostgreSQL leases (4): the numbers must stay contiguous.
+    version: 4,
+    name: "host targets",
+    // The CPU a host's updater reports (DESIGN §16): learned on first contact, refreshed on every push.
+    sql: `
+ALTER TABLE hosts ADD COLUMN target TEXT;`,
+  },
 ];
 
 /** The runner's side for bun:sqlite. */

@@ -20,6 +20,8 @@ export interface Host {
   last_release: string | null;
   last_result: string | null;
   last_pushed_at: string | null;
+  /** `linux-x64` or `linux-arm64` as its updater last reported (DESIGN §16); null before first contact. */
+  target?: string | null;
 }
 
 export interface Push {
@@ -53,7 +55,7 @@ export class Registry implements Disposable {
     this.db = openSqlite(file, () => os.operator());
   }
 
-  addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at">): void {
+  addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at" | "target">): void {
     try {
       this.db
         .query(`INSERT INTO hosts (name, address, sans, agent_port, updater_port, enrolled_at, has_updater)
@@ -79,6 +81,11 @@ export class Registry implements Disposable {
   /** The host now has an updater bundle (`swarm enroll --updater-only`). */
   setHasUpdater(name: string): void {
     this.db.query("UPDATE hosts SET has_updater = 1 WHERE name = $name").run({ name });
+  }
+
+  /** What the host's updater reported it runs on; unchanged rows are not rewritten. */
+  setTarget(name: string, target: string): void {
+    this.db.query("UPDATE hosts SET target = $target WHERE name = $name AND target IS NOT $target").run({ name, target });
   }
 
   decommission(name: string, at: string): void {

@@ -188,9 +188,10 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
  * `sign`: what the master packs or builds is signed as it is written; a
  * release tarball given as --artifact is sent as it is (signed or not).
  */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"] }): Promise<Release> {
+/** `target`: the build's (core/targets.ts builds one release per target); it also keeps their files apart. */
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"]; target?: "linux-x64" | "linux-arm64" }): Promise<Release> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
-  const out = join(o.outDir, `push-${process.pid}-${Date.now()}.tar.gz`);
+  const out = join(o.outDir, `push-${process.pid}-${Date.now()}${o.target ? `-${o.target}` : ""}.tar.gz`);
   if (o.artifact) {
     const file = resolve(o.cwd ?? process.cwd(), o.artifact);
     if (!existsSync(file)) throw usageError(`--artifact ${o.artifact}: no such file`);
@@ -201,5 +202,5 @@ export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?
     return pack({ file, out, source: `artifact ${o.artifact} (packed)`, sign: o.sign });
   }
   if (o.self) return packSelf(out, o.sign);
-  return buildRelease({ out, cwd: o.cwd, sign: o.sign });
+  return buildRelease({ out, cwd: o.cwd, sign: o.sign, target: o.target });
 }

@@ -4,14 +4,12 @@
  * rollback (swarm/rollback.ts), and the cached release dropped once the
  * rollout is done or aborted.
  */
-import { serializeSignature } from "../../protocol/signature.ts";
 import { os } from "../../lib/os-user.ts";
-import { DeltaSource } from "../delta.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
-import { readReleaseSignature } from "../release-sign.ts";
 import type { Release } from "../release.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
+import { cachedOthers, dropOthers, keepOthers, missingTargetRow, perTarget, refreshTarget, TargetReleases } from "../targets.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
 import { runRollout } from "./engine.ts";
@@ -48,11 +46,16 @@ function goneRow(name: string, release: Release): HostResult {
   };
 }
 
-/** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
-async function execute(store: RolloutStore, r: Rollout, release: Release, o: RunOptions): Promise<Rollout> {
+/**
+ * Runs a claimed rollout with its releases (one per target, the recorded one
+ * first: core/targets.ts) to the end; drops the cached releases when it is
+ * done or aborted.
+ */
+async function execute(store: RolloutStore, r: Rollout, releases: Release[], o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
-  const signature = await readReleaseSignature(release.file);
-  const delta = r.settings.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
+  const set = TargetReleases.of(releases);
+  const release = set.primary;
+  const each = await perTarget(set, r.settings.full);
   const hosts = (() => {
     using reg = new Registry();
     return new Map<string, Host>(reg.hosts().filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
@@ -70,9 +73,14 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
     history: (res) => history(res, r.release, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
-      const res = h
-        ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
-        : goneRow(name, release);
+      // Its target as it reports it now (DESIGN §16): its own target's release, or an error row.
+      const target = h ? await refreshTarget(h) : null;
+      const mine = h ? set.forTarget(target) : null;
+      const res = !h
+        ? goneRow(name, release)
+        : !mine
+          ? missingTargetRow(h, target!, set)
+          : await pushHost(h, mine, { includeSelf: r.settings.include_self, delta: each.get(mine.manifest.target)!.delta, onProgress, signer: each.get(mine.manifest.target)!.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run });
       onProgress({ host: name, phase: "done", result: res });
       return res;
     },
@@ -86,7 +94,10 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
       }
     },
   });
-  if (final.state === "done" || final.state === "aborted") dropRelease(r.id);
+  if (final.state === "done" || final.state === "aborted") {
+    dropRelease(r.id);
+    dropOthers(r.id);
+  }
   return final;
 }
 
@@ -95,6 +106,9 @@ export interface StartOptions extends RunOptions {
   release: Release;
   /** The master made the release file (moved into the cache) rather than the operator (copied). */
   temp: boolean;
+  /** The other targets' releases (core/targets.ts), and whether the master made each. */
+  others?: Release[];
+  tempOther?: (r: Release) => boolean;
   signer: string | null;
 }
 
@@ -102,6 +116,7 @@ export interface StartOptions extends RunOptions {
 export async function startRollout(o: StartOptions): Promise<Rollout> {
   const id = newRolloutId();
   const release = keepRelease(o.release, id, o.temp);
+  const others = keepOthers(id, o.others ?? [], o.tempOther ?? (() => false));
   const at = new Date().toISOString();
   const r: Rollout = {
     id, created_at: at, updated_at: at, operator: os.operator(), state: "running",
@@ -115,15 +130,16 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
     await store.create(r);
   } catch (e) {
     dropRelease(id);
+    dropOthers(id);
     throw e;
   }
-  return await execute(store, r, release, o);
+  return await execute(store, r, [release, ...others], o);
 }
 
 /** `swarm rollout resume ID`: the pending hosts, with the same release and settings. */
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
-  let release: Release | undefined;
-  const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { release = await cachedRelease(peek); } });
-  return await execute(store, r, release!, o);
+  let releases: Release[] = [];
+  const r = await claimForResume(store, id, masterOwner(), { retryUnreachable: o.retryUnreachable, check: async (peek) => { releases = [await cachedRelease(peek), ...(await cachedOthers(peek.id))]; } });
+  return await execute(store, r, releases, o);
 }
