@@ -3,16 +3,22 @@
  * agent are the arm64 build, run by the kernel through qemu-user
  * (test/fleet/qemu.ts), beside an x64 worker. The arm64 updater refuses an
  * x64 release, and an x64 executable whose manifest says arm64, sent to it
- * straight with curl; it takes its own target's release.
+ * straight with curl; it takes its own target's release. Then the master:
+ * one `swarm update --all` builds a release per target and each host runs
+ * its own (ELF machine on disk and of the running process), the next push
+ * is a delta on both, --include-self re-executes each updater on its own
+ * target, and a host whose target has no release gets an error row.
  */
 import { beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { release, runCli, type Worker } from "../fleet/harness.ts";
+import { release, ROOT, runCli, type Worker } from "../fleet/harness.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 import { ARM64_ENV, arm64Releases, elfMachine, qemuUnavailable } from "../fleet/qemu.ts";
+import type { HostResult } from "../../src/core/swarm/push.ts";
 import { bundlePaths } from "../../src/lib/paths.ts";
+import { cmdline, readLink } from "../../src/lib/procfs.ts";
 import { writeTarball } from "../../src/lib/tarball.ts";
 
 const why = await qemuUnavailable();
@@ -97,5 +103,104 @@ it("the arm64 worker takes its own target's release: its agent runs the arm64 ex
   const exe = join(arm.installDir, "current", "decnet");
   expect({ status, release: body.release, agent: ((await (await fleet.request(arm, "agent", "/health")).json()) as { release: string }).release, machine: elfMachine(exe), interp: readlinkSync(`/proc/${pid}/exe`) }).toEqual({
     status: 200, release: { id: a.v1.id, version: a.v1.version }, agent: a.v1.id, machine: 0xb7, interp: "/usr/bin/qemu-aarch64-static",
+  });
+});
+
+/**
+ * What a daemon of `w` runs: the file of its program (under qemu-user the
+ * kernel's /proc/PID/exe is the interpreter, and the program is its first
+ * argument), that file's ELF machine, and how it runs.
+ */
+function running(w: Worker, role: "agent" | "updater") {
+  const pid = fleet.pid(w, role);
+  const exe = readLink(`/proc/${pid}/exe`)!;
+  const qemu = exe === "/usr/bin/qemu-aarch64-static";
+  const program = qemu ? realpathSync(cmdline(pid)[1]!) : exe;
+  return { pid, via: qemu ? "qemu-aarch64" : "native", exeMachine: elfMachine(`/proc/${pid}/exe`), program: program.slice(w.installDir.length + 1), machine: elfMachine(program) };
+}
+
+const rowOf = (r: { row(h: string): HostResult }, h: string) => {
+  const x = r.row(h);
+  return { agent: x.agent, self: x.self, code: x.error_code, mode: x.transfer?.mode ?? null, base: x.transfer?.base ?? null, release: x.release_id };
+};
+
+it("one swarm update --all builds a release per target; each host runs its own target's executable, and the next push is a delta on both", async () => {
+  const armBefore = readlinkSync(arm.paths.current).replace("releases/", "");
+  // No --artifact: the working tree is built once per target among the hosts.
+  const built = await fleet.cli(["swarm", "update", "--all", "--json"], { cwd: ROOT });
+  const report = JSON.parse(built.stdout) as { hosts: HostResult[] };
+  const first = { code: built.code, row: (h: string) => report.hosts.find((x) => x.host === h) as HostResult };
+  const ids = { x64: first.row("w1").release_id, arm: first.row("w2").release_id };
+  const disk = { x64: elfMachine(join(x64.installDir, "current", "decnet")), arm: elfMachine(join(arm.installDir, "current", "decnet")) };
+  const procs = { x64: running(x64, "agent"), arm: running(arm, "agent") };
+  // The second: one --artifact per target (each its own manifest's target).
+  const a = await arm64Releases();
+  const v2 = await release("v2");
+  const second = await fleet.update(["--all", "--artifact", v2.file, "--artifact", a.v2.file]);
+  expect({
+    first: { code: first.code, w1: rowOf(first, "w1"), w2: rowOf(first, "w2") },
+    disk,
+    procs: { x64: [procs.x64.via, procs.x64.exeMachine, procs.x64.program, procs.x64.machine], arm: [procs.arm.via, procs.arm.exeMachine, procs.arm.program, procs.arm.machine] },
+    second: { code: second.code, w1: rowOf(second, "w1"), w2: rowOf(second, "w2") },
+    after: { x64: running(x64, "agent").machine, arm: running(arm, "agent").machine },
+  }).toEqual({
+    first: {
+      code: 0,
+      w1: { agent: "updated", self: null, code: null, mode: "full", base: null, release: ids.x64 },
+      w2: { agent: "updated", self: null, code: null, mode: "delta", base: armBefore, release: ids.arm },
+    },
+    disk: { x64: 0x3e, arm: 0xb7 },
+    procs: { x64: ["native", 0x3e, `releases/${ids.x64}/decnet`, 0x3e], arm: ["qemu-aarch64", 0x3e, `releases/${ids.arm}/decnet`, 0xb7] },
+    second: {
+      code: 0,
+      w1: { agent: "updated", self: null, code: null, mode: "delta", base: ids.x64, release: v2.id },
+      w2: { agent: "updated", self: null, code: null, mode: "delta", base: ids.arm, release: a.v2.id },
+    },
+    after: { x64: 0x3e, arm: 0xb7 },
+  });
+}, 300_000);
+
+it("--include-self on the mixed fleet: each updater re-executes on its own target's release, same pid", async () => {
+  const a = await arm64Releases();
+  const v1 = await release("v1");
+  const pids = { x64: fleet.pid(x64, "updater"), arm: fleet.pid(arm, "updater") };
+  const r = await fleet.update(["--all", "--include-self", "--artifact", v1.file, "--artifact", a.v1.file]);
+  const h = { x64: await fleet.health(x64), arm: await fleet.health(arm) };
+  const u = { x64: running(x64, "updater"), arm: running(arm, "updater") };
+  expect({
+    code: r.code,
+    w1: rowOf(r, "w1"), w2: rowOf(r, "w2"),
+    health: { x64: [h.x64.release, h.x64.pid, h.x64.target], arm: [h.arm.release, h.arm.pid, h.arm.target] },
+    updaters: { x64: [u.x64.via, u.x64.program, u.x64.machine], arm: [u.arm.via, u.arm.program, u.arm.machine] },
+  }).toEqual({
+    code: 0,
+    w1: { agent: "updated", self: "updated", code: null, mode: "delta", base: (await release("v2")).id, release: v1.id },
+    w2: { agent: "updated", self: "updated", code: null, mode: "delta", base: a.v2.id, release: a.v1.id },
+    health: { x64: [v1.id, pids.x64, "linux-x64"], arm: [a.v1.id, pids.arm, "linux-arm64"] },
+    updaters: { x64: ["native", `updater/releases/${v1.id}/decnet`, 0x3e], arm: ["qemu-aarch64", `updater/releases/${a.v1.id}/decnet`, 0xb7] },
+  });
+}, 300_000);
+
+it("a host whose target has no release gets an error row naming it; the other host is updated", async () => {
+  const v2 = await release("v2");
+  const armBefore = readlinkSync(arm.paths.current);
+  const dry = await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file, "--dry-run"]);
+  const r = await fleet.update(["--all", "--artifact", v2.file]);
+  const w2 = r.row("w2");
+  expect({
+    dry: [dry.code, dry.stdout.includes("linux-arm64: no release (an error row each; give --artifact for linux-arm64, or leave --artifact out to build it)\n    w2  ")],
+    code: r.code,
+    w1: rowOf(r, "w1"),
+    w2: { agent: w2.agent, code: w2.error_code, detail: w2.detail, bytes: w2.bytes_sent },
+    armUntouched: readlinkSync(arm.paths.current) === armBefore,
+  }).toEqual({
+    dry: [0, true],
+    code: 1,
+    w1: { agent: "updated", self: null, code: null, mode: "delta", base: (await release("v1")).id, release: v2.id },
+    w2: {
+      agent: "error", code: "no_release_for_target", bytes: 0,
+      detail: "w2 runs linux-arm64 and this push has no linux-arm64 release (it has linux-x64); nothing was sent — add --artifact with a linux-arm64 release (decnet release build --target linux-arm64), or leave out --artifact/--self to build one per target",
+    },
+    armUntouched: true,
   });
 });

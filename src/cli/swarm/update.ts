@@ -1,6 +1,6 @@
 /** `decnet swarm update`: push a release to hosts as a rollout and print one row per host. */
 import { defineCommand } from "citty";
-import { action, listArg } from "../_action.ts";
+import { action, listArg, repeatedArg } from "../_action.ts";
 import { out, printJson, short } from "../_render.ts";
 import { err } from "../../lib/stdio.ts";
 import { rolloutOutputArgs, rolloutSession } from "./_rollout.ts";
@@ -27,7 +27,7 @@ export default defineCommand({
     "halt-rollback": { type: "boolean", description: "On a halt, roll the hosts this rollout updated back to their previous release" },
     ...rolloutOutputArgs,
   },
-  run: action(async ({ args }) => {
+  run: action(async ({ args, rawArgs }) => {
     const { update } = await import("../../core/swarm/update.ts");
     using session = rolloutSession({ json: args.json, events: args.events });
     const report = await update({
@@ -35,7 +35,7 @@ export default defineCommand({
       all: Boolean(args.all),
       includeSelf: Boolean(args["include-self"]),
       full: Boolean(args.full),
-      artifact: Array.isArray(args.artifact) ? (args.artifact as unknown[]).map(String) : args.artifact,
+      artifact: repeatedArg(rawArgs, "artifact"),
       self: Boolean(args.self),
       dryRun: Boolean(args["dry-run"]),
       concurrency: args.concurrency === undefined ? undefined : Number(args.concurrency),
