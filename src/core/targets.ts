@@ -88,9 +88,13 @@ export async function learnTargets(hosts: Host[]): Promise<Map<string, string | 
   return out;
 }
 
-/** On a push: the target the host reports now (recorded when it changed), else the registry's. */
+/**
+ * On a push: the target the host reports now (recorded when it changed), else
+ * the registry's. A short timeout: a host that does not answer fails its push
+ * as unreachable on its own.
+ */
 export async function refreshTarget(h: Host): Promise<string | null> {
-  const t = await askTarget(h, timeouts.request());
+  const t = await askTarget(h, timeouts.status());
   if (t && t !== h.target) record(h.name, t);
   return t ?? h.target ?? null;
 }
