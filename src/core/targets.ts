@@ -7,11 +7,11 @@
  * target's release keeps its own delta bodies and signer, and a rollout
  * keeps every target's tarball in its cache, so a resume sends the same bytes.
  */
-import { copyFileSync, existsSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { copyFileSync, existsSync, renameSync } from "node:fs";
+import { dirname } from "node:path";
 import { updaterHealthWithin } from "../client/updater.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
-import { ensurePrivateDir, homePaths } from "../lib/paths.ts";
+import { ensurePrivateDir } from "../lib/paths.ts";
 import { timeouts } from "../lib/timeouts.ts";
 import { serializeSignature } from "../protocol/signature.ts";
 import { isTarget, type Target, TARGETS } from "../protocol/target.ts";
@@ -19,6 +19,7 @@ import { DeltaSource } from "./delta.ts";
 import { type Host, Registry } from "./registry.ts";
 import { readReleaseSignature } from "./release-sign.ts";
 import { obtainRelease, readReleaseManifest, type PackOptions, type Release } from "./release.ts";
+import { keptTargetFile } from "./rollout/kept-release.ts";
 import type { HostResult } from "./swarm/push.ts";
 
 /**
@@ -138,13 +139,10 @@ export function missingTargetRow(h: Host, target: string, set: TargetReleases): 
   };
 }
 
-/** Where a rollout keeps another target's release, beside its recorded one (kept-release.ts). */
-const keptFile = (id: string, target: string) => homePaths().rolloutRelease(id).replace(/\.tar\.gz$/, `.${target}.tar.gz`);
-
 /** Keeps the releases other than the recorded one: moved when the master made them, else copied. */
 export function keepOthers(id: string, others: Release[], temp: (r: Release) => boolean): Release[] {
   return others.map((r) => {
-    const file = keptFile(id, r.manifest.target);
+    const file = keptTargetFile(id, r.manifest.target);
     ensurePrivateDir(dirname(file));
     if (temp(r)) renameSync(r.file, file);
     else copyFileSync(r.file, file);
@@ -154,23 +152,13 @@ export function keepOthers(id: string, others: Release[], temp: (r: Release) => 
 
 /** The other targets' releases a rollout kept, each checked to be a release for the target its name says. */
 export async function cachedOthers(id: string): Promise<Release[]> {
-  const main = homePaths().rolloutRelease(id);
-  const dir = dirname(main);
-  if (!existsSync(dir)) return [];
-  const prefix = basename(main).replace(/\.tar\.gz$/, ".");
   const out: Release[] = [];
-  for (const n of readdirSync(dir)) {
-    const target = n.startsWith(prefix) && n.endsWith(".tar.gz") ? n.slice(prefix.length, -".tar.gz".length) : null;
-    if (!target || !isTarget(target)) continue;
-    const file = join(dir, n);
+  for (const target of TARGETS) {
+    const file = keptTargetFile(id, target);
+    if (!existsSync(file)) continue;
     const manifest = await readReleaseManifest(file);
     if (manifest.target !== target) throw new DecnetError("failed", `rollout ${id}: the cached ${file} is a ${manifest.target} release`, { hint: "start a new rollout with `decnet swarm update`" });
     out.push({ file, manifest, size: Bun.file(file).size, source: `kept for rollout ${id}` });
   }
   return out;
-}
-
-/** Drops the other targets' releases of a rollout (done or aborted). */
-export function dropOthers(id: string): void {
-  for (const t of TARGETS) rmSync(keptFile(id, t), { force: true });
 }

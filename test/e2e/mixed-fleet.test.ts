@@ -187,13 +187,16 @@ it("a host whose target has no release gets an error row naming it; the other ho
   const dry = await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file, "--dry-run"]);
   const r = await fleet.update(["--all", "--artifact", v2.file]);
   const w2 = r.row("w2");
+  const listed = JSON.parse((await fleet.cli(["swarm", "list", "--json"])).stdout) as Array<{ name: string; target: string | null }>;
   expect({
+    registry: listed.map((h) => [h.name, h.target]),
     dry: [dry.code, dry.stdout.includes("linux-arm64: no release (an error row each; give --artifact for linux-arm64, or leave --artifact out to build it)\n    w2  ")],
     code: r.code,
     w1: rowOf(r, "w1"),
     w2: { agent: w2.agent, code: w2.error_code, detail: w2.detail, bytes: w2.bytes_sent },
     armUntouched: readlinkSync(arm.paths.current) === armBefore,
   }).toEqual({
+    registry: [["w1", "linux-x64"], ["w2", "linux-arm64"]],
     dry: [0, true],
     code: 1,
     w1: { agent: "updated", self: null, code: null, mode: "delta", base: (await release("v1")).id, release: v2.id },

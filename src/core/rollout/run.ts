@@ -9,7 +9,7 @@ import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
 import type { Release } from "../release.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
-import { cachedOthers, dropOthers, keepOthers, missingTargetRow, perTarget, refreshTarget, TargetReleases } from "../targets.ts";
+import { cachedOthers, keepOthers, missingTargetRow, perTarget, refreshTarget, TargetReleases } from "../targets.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
 import { runRollout } from "./engine.ts";
@@ -94,10 +94,7 @@ async function execute(store: RolloutStore, r: Rollout, releases: Release[], o: 
       }
     },
   });
-  if (final.state === "done" || final.state === "aborted") {
-    dropRelease(r.id);
-    dropOthers(r.id);
-  }
+  if (final.state === "done" || final.state === "aborted") dropRelease(r.id);
   return final;
 }
 
@@ -130,7 +127,6 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
     await store.create(r);
   } catch (e) {
     dropRelease(id);
-    dropOthers(id);
     throw e;
   }
   return await execute(store, r, [release, ...others], o);
