@@ -39,3 +39,33 @@ test("a host whose target has no release: an error row that names it and how to 
     detail: "pi1 runs linux-arm64 and this push has no linux-arm64 release (it has linux-x64); nothing was sent — add --artifact with a linux-arm64 release (decnet release build --target linux-arm64), or leave out --artifact/--self to build one per target",
   });
 });
+
+test("a rollout keeps the other targets' releases beside its own, reads them back for a resume, and drops them with it", async () => {
+  const { mkdtempSync, rmSync, existsSync, readdirSync, writeFileSync, chmodSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { pack } = await import("../../src/core/release.ts");
+  const { keepOthers, cachedOthers } = await import("../../src/core/targets.ts");
+  const { dropRelease } = await import("../../src/core/rollout/kept-release.ts");
+  const dir = mkdtempSync(join(tmpdir(), "decnet-kept-"));
+  const home = process.env.DECNET_HOME;
+  process.env.DECNET_HOME = join(dir, "home");
+  try {
+    const exe = join(dir, "exe");
+    writeFileSync(exe, "#!/bin/sh\necho '{\"version\":\"1.0.0\"}'\n");
+    chmodSync(exe, 0o755);
+    const arm = await pack({ file: exe, version: "1.0.0", info: {}, target: "linux-arm64", out: join(dir, "arm.tgz") });
+    const kept = keepOthers("r1", [arm], () => true);
+    const back = await cachedOthers("r1");
+    const rollouts = join(dir, "home", "cache", "rollouts");
+    const files = readdirSync(rollouts);
+    dropRelease("r1");
+    expect({ moved: !existsSync(arm.file), files, back: back.map((r) => [r.manifest.target, r.manifest.id === arm.manifest.id, r.file === kept[0]!.file]), after: readdirSync(rollouts) }).toEqual({
+      moved: true, files: ["r1.linux-arm64.tar.gz"], back: [["linux-arm64", true, true]], after: [],
+    });
+  } finally {
+    if (home === undefined) delete process.env.DECNET_HOME;
+    else process.env.DECNET_HOME = home;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
