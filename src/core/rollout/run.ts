@@ -70,7 +70,8 @@ async function execute(store: RolloutStore, r: Rollout, releases: Release[], o: 
     abort: o.abort ?? never,
     onEvent: o.onEvent,
     onProgress: o.onProgress,
-    history: (res) => history(res, r.release, r.id),
+    // The version of the release the host got: its own target's.
+    history: (res) => history(res, { ...r.release, version: set.list().find((x) => x.manifest.id === res.release_id)?.manifest.version ?? r.release.version }, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
       // Its target as it reports it now (DESIGN §16): its own target's release, or an error row.
