@@ -71,7 +71,8 @@ it("an x64 release sent to the arm64 worker with curl is 400 wrong_target, nothi
   const [status, body] = await curlPush(arm, v1.file);
   expect({ status, body, after: state(arm) }).toEqual({
     status: 400,
-    body: { error: { code: "wrong_target", message: `release ${v1.id.slice(0, 12)} is built for linux-x64, this worker is linux-arm64; nothing was changed`, detail: { worker: "linux-arm64", manifest: "linux-x64", executable: "a linux-x64 executable" } } },
+    // Refused once its manifest is read: the ~100 MB behind it is never hashed.
+    body: { error: { code: "wrong_target", message: `release ${v1.id.slice(0, 12)} is built for linux-x64, this worker is linux-arm64; nothing was changed`, detail: { worker: "linux-arm64", manifest: "linux-x64" } } },
     after: before,
   });
 });

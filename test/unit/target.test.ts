@@ -126,3 +126,21 @@ test("release pack takes the target from the ELF header, whatever machine packs 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("an upload whose manifest names another target is refused as soon as the manifest is read, before its executable", async () => {
+  const { stageUpload } = await import("../../src/daemons/updater/stage.ts");
+  const { installPaths } = await import("../../src/lib/paths.ts");
+  const { manifest, tgz } = await import("../fixtures/tar.ts");
+  const dir = mkdtempSync(join(tmpdir(), "decnet-early-"));
+  try {
+    const paths = installPaths(dir);
+    const m = manifest([{ path: "decnet", data: SCRIPT }], { target: OTHER });
+    // The archive ends right after the manifest: only an early refusal can answer wrong_target rather than "archive ends before decnet".
+    const body = tgz([{ name: "manifest.json", data: m }]);
+    const err = await stageUpload(paths, new Blob([body]).stream(), { maxBytes: 1 << 20, contentLength: body.byteLength, target: OWN }).catch((e) => e);
+    const { readdirSync } = await import("node:fs");
+    expect({ code: err.code, detail: err.detail, staging: readdirSync(paths.releases).filter((n) => n.startsWith(".staging")) }).toEqual({ code: "wrong_target", detail: { worker: OWN, manifest: OTHER }, staging: [] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
