@@ -137,11 +137,13 @@ it("one swarm update --all builds a release per target; each host runs its own t
   // The second: one --artifact per target (each its own manifest's target).
   const a = await arm64Releases();
   const v2 = await release("v2");
+  const dry = JSON.parse((await fleet.cli(["swarm", "update", "--all", "--artifact", v2.file, "--artifact", a.v2.file, "--dry-run", "--json"])).stdout) as { releases: Array<{ target: string; id: string; hosts: string[] }>; missing: unknown[] };
   const second = await fleet.update(["--all", "--artifact", v2.file, "--artifact", a.v2.file]);
   expect({
     first: { code: first.code, w1: rowOf(first, "w1"), w2: rowOf(first, "w2") },
     disk,
     procs: { x64: [procs.x64.via, procs.x64.exeMachine, procs.x64.program, procs.x64.machine], arm: [procs.arm.via, procs.arm.exeMachine, procs.arm.program, procs.arm.machine] },
+    dry: { releases: dry.releases.map((r) => [r.target, r.id, r.hosts]), missing: dry.missing },
     second: { code: second.code, w1: rowOf(second, "w1"), w2: rowOf(second, "w2") },
     after: { x64: running(x64, "agent").machine, arm: running(arm, "agent").machine },
   }).toEqual({
@@ -152,6 +154,7 @@ it("one swarm update --all builds a release per target; each host runs its own t
     },
     disk: { x64: 0x3e, arm: 0xb7 },
     procs: { x64: ["native", 0x3e, `releases/${ids.x64}/decnet`, 0x3e], arm: ["qemu-aarch64", 0x3e, `releases/${ids.arm}/decnet`, 0xb7] },
+    dry: { releases: [["linux-x64", v2.id, ["w1"]], ["linux-arm64", a.v2.id, ["w2"]]], missing: [] },
     second: {
       code: 0,
       w1: { agent: "updated", self: null, code: null, mode: "delta", base: ids.x64, release: v2.id },
