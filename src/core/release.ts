@@ -10,6 +10,8 @@ import { z } from "zod";
 import { type Manifest, type ManifestFile, manifestFor, parseManifest } from "../protocol/manifest.ts";
 import { SIGNATURE_FILE } from "../protocol/signature.ts";
 import { buildInfo } from "../lib/build-info.ts";
+import { fileKind } from "../lib/elf.ts";
+import { describeKind, isTarget } from "../protocol/target.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
@@ -53,15 +55,33 @@ export interface PackOptions {
   version?: string;
   out?: string;
   /** Used when the executable cannot be asked (cross-compiled) or to override. */
-  info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target?: string };
+  info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null };
+  /** Only a script needs it (an ELF executable's header names its target; a different one here is refused). */
+  target?: string;
   source?: string;
   /** Makes signature.json for the manifest (core/release-sign.ts loadSigner().sign): the tarball is signed as it is written. */
   sign?: (m: Manifest) => string;
 }
 
+/**
+ * The target a release of `file` is for: an ELF executable's own header says
+ * it (DESIGN §16), whatever machine packs it, and a stated target that
+ * disagrees is refused; a `#!` script runs anywhere, so it takes the stated
+ * one, else this machine's.
+ */
+export function packTarget(file: string, shown: string, stated?: string): string {
+  if (stated !== undefined && !isTarget(stated)) throw usageError(`--target ${stated}: not a target decnet builds`, "use linux-x64 or linux-arm64");
+  const kind = fileKind(file);
+  if (kind.kind === "script") return stated ?? buildInfo().target;
+  if (kind.kind !== "elf") throw usageError(`${shown} is ${describeKind(kind)}, not a linux-x64 or linux-arm64 executable`, "pack the decnet executable built by `bun run build`");
+  if (stated && stated !== kind.target) throw usageError(`${shown} is ${describeKind(kind)}, not ${stated}`, `drop --target, or pack a ${stated} build (bun run build --target ${stated})`);
+  return kind.target;
+}
+
 export async function pack(o: PackOptions): Promise<Release> {
   const file = resolve(o.file);
   if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`${o.file} is not a file`);
+  const target = packTarget(file, o.file, o.target);
   const asked = o.version && o.info ? null : await askVersion(file);
   const version = o.version ?? asked?.version;
   if (!version) {
@@ -77,7 +97,7 @@ export async function pack(o: PackOptions): Promise<Release> {
       version,
       git: o.info?.git ?? asked?.git,
       built_at: o.info?.built_at ?? asked?.built_at,
-      target: o.info?.target ?? asked?.target ?? `linux-${process.arch}`,
+      target,
     }, files);
     writeFileSync(join(dir, RELEASE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     if (o.sign) writeFileSync(join(dir, SIGNATURE_FILE), o.sign(manifest));
@@ -120,7 +140,7 @@ export async function buildRelease(o: { out?: string; target?: "linux-x64" | "li
     const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
     if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
     const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
-    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, out: o.out, source: `build of ${root}`, sign: o.sign });
+    return await pack({ file: exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at }, target: b.target, out: o.out, source: `build of ${root}`, sign: o.sign });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -168,9 +188,10 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
  * `sign`: what the master packs or builds is signed as it is written; a
  * release tarball given as --artifact is sent as it is (signed or not).
  */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"] }): Promise<Release> {
+/** `target`: the build's (core/targets.ts builds one release per target); it also keeps their files apart. */
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; outDir: string; sign?: PackOptions["sign"]; target?: "linux-x64" | "linux-arm64" }): Promise<Release> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
-  const out = join(o.outDir, `push-${process.pid}-${Date.now()}.tar.gz`);
+  const out = join(o.outDir, `push-${process.pid}-${Date.now()}${o.target ? `-${o.target}` : ""}.tar.gz`);
   if (o.artifact) {
     const file = resolve(o.cwd ?? process.cwd(), o.artifact);
     if (!existsSync(file)) throw usageError(`--artifact ${o.artifact}: no such file`);
@@ -181,5 +202,5 @@ export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?
     return pack({ file, out, source: `artifact ${o.artifact} (packed)`, sign: o.sign });
   }
   if (o.self) return packSelf(out, o.sign);
-  return buildRelease({ out, cwd: o.cwd, sign: o.sign });
+  return buildRelease({ out, cwd: o.cwd, sign: o.sign, target: o.target });
 }

@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
 import { readReleaseManifest, type Release } from "../release.ts";
+import { TARGETS } from "../../protocol/target.ts";
 import type { Rollout } from "./store.ts";
 
 /**
@@ -43,7 +44,13 @@ export async function cachedRelease(r: Rollout): Promise<Release> {
   return { file, manifest, size: r.release.size, source: r.release.source };
 }
 
-/** Drops a rollout's cached release (done or aborted). */
+/** Where a rollout keeps another target's release, beside its recorded one (core/targets.ts, DESIGN §16). */
+export function keptTargetFile(id: string, target: string): string {
+  return homePaths().rolloutRelease(id).replace(/\.tar\.gz$/, `.${target}.tar.gz`);
+}
+
+/** Drops a rollout's cached release, and the other targets' (done or aborted). */
 export function dropRelease(id: string): void {
   rmSync(homePaths().rolloutRelease(id), { force: true });
+  for (const t of TARGETS) rmSync(keptTargetFile(id, t), { force: true });
 }

@@ -6,15 +6,13 @@
  */
 import { existsSync } from "node:fs";
 import { homePaths } from "../../lib/paths.ts";
-import { serializeSignature } from "../../protocol/signature.ts";
 import { os } from "../../lib/os-user.ts";
-import { DeltaSource } from "../delta.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
 import { type Lease, Leases, leasedDetail } from "../registry-leases.ts";
-import { readReleaseSignature } from "../release-sign.ts";
 import type { Release } from "../release.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
+import { cachedOthers, keepOthers, missingTargetRow, perTarget, refreshTarget, TargetReleases } from "../targets.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
 import { runRollout } from "./engine.ts";
@@ -56,11 +54,16 @@ function leasedRow(name: string, address: string, release: Release, l: Lease): H
   return { ...goneRow(name, release), address, detail: leasedDetail(l), error_code: "leased" };
 }
 
-/** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
-async function execute(store: RolloutStore, r: Rollout, release: Release, o: RunOptions): Promise<Rollout> {
+/**
+ * Runs a claimed rollout with its releases (one per target, the recorded one
+ * first: core/targets.ts) to the end; drops the cached releases when it is
+ * done or aborted.
+ */
+async function execute(store: RolloutStore, r: Rollout, releases: Release[], o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
-  const signature = await readReleaseSignature(release.file);
-  const delta = r.settings.full ? null : new DeltaSource(release.file, release.manifest, signature ? serializeSignature(signature) : undefined);
+  const set = TargetReleases.of(releases);
+  const release = set.primary;
+  const each = await perTarget(set, r.settings.full);
   const hosts = await (async () => {
     using reg = new Registry();
     return new Map<string, Host>((await reg.hosts()).filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
@@ -79,16 +82,22 @@ async function execute(store: RolloutStore, r: Rollout, release: Release, o: Run
     abort: o.abort ?? never,
     onEvent: o.onEvent,
     onProgress: o.onProgress,
-    history: (res) => history(res, r.release, r.id),
+    // The version of the release the host got: its own target's.
+    history: (res) => history(res, { ...r.release, version: set.list().find((x) => x.manifest.id === res.release_id)?.manifest.version ?? r.release.version }, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
       // Checked again as the host starts: a lease lost meanwhile (heartbeats failing past the timeout) is not pushed through.
       const held = leased.get(name) ?? (await leases.lost(name));
+      // Its target as it reports it now (DESIGN §16): its own target's release, or an error row.
+      const target = h && !held ? await refreshTarget(h) : null;
+      const mine = h && !held ? set.forTarget(target) : null;
       const res = held
         ? leasedRow(name, h?.address ?? "", release, held)
-        : h
-        ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
-        : goneRow(name, release);
+        : !h
+          ? goneRow(name, release)
+          : !mine
+            ? missingTargetRow(h, target!, set)
+            : await pushHost(h, mine, { includeSelf: r.settings.include_self, delta: each.get(mine.manifest.target)!.delta, onProgress, signer: each.get(mine.manifest.target)!.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run });
       onProgress({ host: name, phase: "done", result: res });
       return res;
     },
@@ -114,6 +123,9 @@ export interface StartOptions extends RunOptions {
   release: Release;
   /** The master made the release file (moved into the cache) rather than the operator (copied). */
   temp: boolean;
+  /** The other targets' releases (core/targets.ts), and whether the master made each. */
+  others?: Release[];
+  tempOther?: (r: Release) => boolean;
   signer: string | null;
 }
 
@@ -121,6 +133,7 @@ export interface StartOptions extends RunOptions {
 export async function startRollout(o: StartOptions): Promise<Rollout> {
   const id = newRolloutId();
   const release = keepRelease(o.release, id, o.temp);
+  const others = keepOthers(id, o.others ?? [], o.tempOther ?? (() => false));
   const at = new Date().toISOString();
   const r: Rollout = {
     id, created_at: at, updated_at: at, operator: os.operator(), state: "running",
@@ -138,20 +151,20 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
     dropRelease(id);
     throw e;
   }
-  return await execute(store, r, release, o);
+  return await execute(store, r, [release, ...others], o);
 }
 
 /** `swarm rollout resume ID`: the pending hosts, with the same release and settings. */
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
-  let release: Release | undefined;
+  let releases: Release[] = [];
   const r = await claimForResume(store, id, masterOwner(), {
     retryUnreachable: o.retryUnreachable,
     check: async (peek) => {
       // Started on another master sharing the registry: its release comes from the registry into this cache.
       if (!existsSync(homePaths().rolloutRelease(peek.id)) && peek.release_file) await store.fetchShared(peek.id, homePaths().rolloutRelease(peek.id));
-      release = await cachedRelease(peek);
+      releases = [await cachedRelease(peek), ...(await cachedOthers(peek.id))];
     },
   });
-  return await execute(store, r, release!, o);
+  return await execute(store, r, releases, o);
 }

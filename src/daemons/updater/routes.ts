@@ -118,6 +118,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     status: "ok",
     role: "updater",
     version: d.info.version,
+    target: d.info.target,
     release: d.info.release,
     pid: process.pid,
     busy: d.lock.busy,
@@ -148,9 +149,9 @@ function countedBody(req: Request, c: Counters): ReadableStream<Uint8Array> | nu
 }
 
 /** The upload in `req` staged into `set`: whole, or as a delta against `delta`. */
-async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined, c: Counters): Promise<() => Promise<Staged>> {
+async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, delta: string | undefined, c: Counters, target: string): Promise<() => Promise<Staged>> {
   const len = req.headers.get("content-length");
-  const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+  const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal, target };
   if (!delta) return () => stageUpload(set.paths, countedBody(req, c), o);
   return async () => stageDelta(set.paths, set.spare, await set.base(delta), delta, countedBody(req, c), o);
 }
@@ -184,12 +185,12 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" });
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query.delta, d.counters, d.info.target), { allowDowngrade: query.allow_downgrade === "true" });
       }),
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta, d.counters), { allowDowngrade: query.allow_downgrade === "true" }));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query.delta, d.counters, d.info.target), { allowDowngrade: query.allow_downgrade === "true" }));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.
