@@ -54,7 +54,7 @@ initTrust({ dir: trustDir });
 const exe = process.argv[2];
 let tarball: { file: string; size: number; added: number; signMs: number } | null = null;
 if (exe) {
-  const r = await pack({ file: exe, version: "0.2.0", info: { target: "linux-x64" }, out: join(tmp.path, "r.tgz") });
+  const r = await pack({ file: exe, version: "0.2.0", info: {}, out: join(tmp.path, "r.tgz") });
   const t0 = performance.now();
   const s = await signReleaseFile(r.file, loadSigner({ trustDir }));
   tarball = { file: exe, size: r.size, added: s.bytesAdded, signMs: Math.round(performance.now() - t0) };

@@ -38,6 +38,21 @@ export function action<T extends ArgsDef>(fn: (ctx: CommandContext<T>) => Promis
   };
 }
 
+/**
+ * Every value of a string flag given more than once (`--artifact A --artifact B`,
+ * or `--artifact=A`): citty keeps only the last, so they are read from the raw args.
+ */
+export function repeatedArg(rawArgs: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (a === `--${name}` && i + 1 < rawArgs.length) out.push(rawArgs[++i]!);
+    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  return out;
+}
+
 /** A flag given more than once, or as a comma list, as one list. */
 export function listArg(v: unknown): string[] {
   const items = Array.isArray(v) ? v : v === undefined || v === true || v === false ? [] : [v];

@@ -129,4 +129,9 @@ CREATE TABLE rollout_releases (
   rollout_id TEXT PRIMARY KEY, release_id TEXT NOT NULL, size BIGINT NOT NULL, data BYTEA NOT NULL, stored_at TEXT NOT NULL
 );`,
   },
+  {
+    version: 5,
+    name: "host targets",
+    sql: `ALTER TABLE hosts ADD COLUMN target TEXT;`,
+  },
 ];

@@ -88,6 +88,13 @@ CREATE TABLE rollout_releases (
   rollout_id TEXT PRIMARY KEY, release_id TEXT NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL, stored_at TEXT NOT NULL
 );`,
   },
+  {
+    version: 5,
+    name: "host targets",
+    // The CPU a host's updater reports (DESIGN §16): learned on first contact, refreshed on every push.
+    sql: `
+ALTER TABLE hosts ADD COLUMN target TEXT;`,
+  },
 ];
 
 /** The runner's side for bun:sqlite. */

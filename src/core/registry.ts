@@ -19,6 +19,8 @@ export interface Host {
   last_release: string | null;
   last_result: string | null;
   last_pushed_at: string | null;
+  /** `linux-x64` or `linux-arm64` as its updater last reported (DESIGN §16); null before first contact. */
+  target?: string | null;
 }
 
 export interface Push {
@@ -55,7 +57,7 @@ export class Registry implements Disposable {
     this.db = openDb(registryLocation(file), () => os.operator());
   }
 
-  async addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at">): Promise<void> {
+  async addHost(h: Omit<Host, "decommissioned_at" | "last_release" | "last_result" | "last_pushed_at" | "target">): Promise<void> {
     try {
       await this.db.run(
         `INSERT INTO hosts (name, address, sans, agent_port, updater_port, enrolled_at, has_updater)
@@ -82,6 +84,11 @@ export class Registry implements Disposable {
   /** The host now has an updater bundle (`swarm enroll --updater-only`). */
   async setHasUpdater(name: string): Promise<void> {
     await this.db.run("UPDATE hosts SET has_updater = 1 WHERE name = $name", { name });
+  }
+
+  /** What the host's updater reported it runs on; unchanged rows are not rewritten. */
+  async setTarget(name: string, target: string): Promise<void> {
+    await this.db.run("UPDATE hosts SET target = $target WHERE name = $name AND (target IS NULL OR target <> $target)", { name, target });
   }
 
   async decommission(name: string, at: string): Promise<void> {

@@ -11,6 +11,8 @@ import { z } from "zod";
 import { type Manifest, type ManifestFile, manifestFor, parseManifest } from "../protocol/manifest.ts";
 import { SIGNATURE_FILE } from "../protocol/signature.ts";
 import { buildInfo } from "../lib/build-info.ts";
+import { fileKind } from "../lib/elf.ts";
+import { describeKind, isTarget } from "../protocol/target.ts";
 import { DecnetError, usageError } from "../lib/errors.ts";
 import { RELEASE_BINARY, RELEASE_MANIFEST } from "../lib/paths.ts";
 import { run } from "../lib/proc.ts";
@@ -57,20 +59,38 @@ export interface PackOptions {
   version?: string;
   out?: string;
   /** Used when the executable cannot be asked (cross-compiled) or to override. */
-  info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target?: string };
+  info?: { git?: { sha: string; dirty: boolean }; built_at?: string | null };
+  /** Only a script needs it (an ELF executable's header names its target; a different one here is refused). */
+  target?: string;
   source?: string;
   /** Makes signature.json for the manifest (core/release-sign.ts loadSigner().sign): the tarball is signed as it is written. */
   sign?: (m: Manifest) => string;
 }
 
-/** What an executable says it is (asked unless the caller says), for its manifest. */
-async function identify(file: string, o: { version?: string; info?: PackOptions["info"]; shown: string }): Promise<{ version: string; info: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target: string } }> {
+/**
+ * The target a release of `file` is for: an ELF executable's own header says
+ * it (DESIGN §16), whatever machine packs it, and a stated target that
+ * disagrees is refused; a `#!` script runs anywhere, so it takes the stated
+ * one, else this machine's.
+ */
+export function packTarget(file: string, shown: string, stated?: string): string {
+  if (stated !== undefined && !isTarget(stated)) throw usageError(`--target ${stated}: not a target decnet builds`, "use linux-x64 or linux-arm64");
+  const kind = fileKind(file);
+  if (kind.kind === "script") return stated ?? buildInfo().target;
+  if (kind.kind !== "elf") throw usageError(`${shown} is ${describeKind(kind)}, not a linux-x64 or linux-arm64 executable`, "pack the decnet executable built by `bun run build`");
+  if (stated && stated !== kind.target) throw usageError(`${shown} is ${describeKind(kind)}, not ${stated}`, `drop --target, or pack a ${stated} build (bun run build --target ${stated})`);
+  return kind.target;
+}
+
+/** What an executable says it is (asked unless the caller says; its target from its header), for its manifest. */
+async function identify(file: string, o: { version?: string; info?: PackOptions["info"]; target?: string; shown: string }): Promise<{ version: string; info: { git?: { sha: string; dirty: boolean }; built_at?: string | null; target: string } }> {
+  const target = packTarget(file, o.shown, o.target);
   const asked = o.version && o.info ? null : await askVersion(file);
   const version = o.version ?? asked?.version;
   if (!version) {
     throw new DecnetError("failed", `${o.shown} did not answer \`version --json\``, { hint: "pass --version V to pack it anyway (the worker's install check will still ask it)" });
   }
-  return { version, info: { git: o.info?.git ?? asked?.git, built_at: o.info?.built_at ?? asked?.built_at, target: o.info?.target ?? asked?.target ?? `linux-${process.arch}` } };
+  return { version, info: { git: o.info?.git ?? asked?.git, built_at: o.info?.built_at ?? asked?.built_at, target } };
 }
 
 /**
@@ -89,7 +109,7 @@ function rememberIndex(id: string, files: Record<string, HashedFile>): void {
 export async function pack(o: PackOptions): Promise<Release> {
   const file = resolve(o.file);
   if (!existsSync(file) || !statSync(file).isFile()) throw usageError(`${o.file} is not a file`);
-  const { version, info } = await identify(file, { version: o.version, info: o.info, shown: o.file });
+  const { version, info } = await identify(file, { version: o.version, info: o.info, target: o.target, shown: o.file });
   const dir = mkdtempSync(join(tmpdir(), "decnet-pack-"));
   try {
     const exe = join(dir, RELEASE_BINARY);
@@ -122,7 +142,8 @@ const BuildJson = z.object({ out: z.string(), version: z.string(), sha: z.string
 interface Built {
   exe: string;
   version: string;
-  info: { git: { sha: string; dirty: boolean }; built_at: string; target: string };
+  info: { git: { sha: string; dirty: boolean }; built_at: string };
+  target: string;
   source: string;
 }
 
@@ -138,7 +159,7 @@ async function buildExecutable(o: { target?: "linux-x64" | "linux-arm64"; cwd?: 
   const r = await run([bun, join(root, "build.ts"), "--out", exe, "--json", ...(o.target ? ["--target", o.target] : [])], { timeoutMs: timeouts.build(), cwd: root });
   if (r.code !== 0) throw new DecnetError("failed", `build of ${root} failed:\n${(r.stderr || r.stdout).trim().split("\n").slice(-15).join("\n")}`);
   const b = BuildJson.parse(JSON.parse(r.stdout.trim().split("\n").pop()!));
-  return { exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at, target: b.target }, source: `build of ${root}` };
+  return { exe, version: b.version, info: { git: { sha: b.sha, dirty: b.dirty }, built_at: b.built_at }, target: b.target, source: `build of ${root}` };
 }
 
 /** Builds the working tree and packs it (`release build`). */
@@ -146,7 +167,7 @@ export async function buildRelease(o: { out?: string; target?: "linux-x64" | "li
   const dir = mkdtempSync(join(tmpdir(), "decnet-build-"));
   try {
     const b = await buildExecutable(o, dir);
-    return await pack({ file: b.exe, version: b.version, info: b.info, out: o.out, source: b.source, sign: o.sign });
+    return await pack({ file: b.exe, version: b.version, info: b.info, target: b.target, out: o.out, source: b.source, sign: o.sign });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -193,7 +214,8 @@ export async function readReleaseManifest(file: string): Promise<Manifest> {
  * (a full push makes it when it needs it). `sign`: what the master packs or
  * builds is signed; a release tarball given as --artifact is sent as it is.
  */
-export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; sign?: PackOptions["sign"]; full?: boolean }): Promise<PushRelease> {
+/** `target`: the build's (core/targets.ts builds one release per target). */
+export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?: string; sign?: PackOptions["sign"]; full?: boolean; target?: "linux-x64" | "linux-arm64" }): Promise<PushRelease> {
   if (o.artifact && o.self) throw usageError("give --artifact or --self, not both");
   if (o.artifact) {
     const file = resolve(o.cwd ?? process.cwd(), o.artifact);
@@ -206,12 +228,12 @@ export async function obtainRelease(o: { artifact?: string; self?: boolean; cwd?
   if (o.self) {
     const info = buildInfo();
     if (!info.compiled) throw usageError("--self needs the compiled decnet (bun run build), not a source run");
-    return releaseFromExecutable({ file: process.execPath, version: info.version, info: { git: info.git, built_at: info.built_at, target: info.target ?? `linux-${process.arch}` }, source: `self (${process.execPath})`, sign: o.sign });
+    return releaseFromExecutable({ file: process.execPath, version: info.version, info: { git: info.git, built_at: info.built_at, target: info.target }, source: `self (${process.execPath})`, sign: o.sign });
   }
   const dir = buildDir();
   try {
-    const b = await buildExecutable({ cwd: o.cwd }, dir);
-    return releaseFromExecutable({ file: b.exe, version: b.version, info: b.info, source: b.source, sign: o.sign, move: true });
+    const b = await buildExecutable({ cwd: o.cwd, target: o.target }, dir);
+    return releaseFromExecutable({ file: b.exe, version: b.version, info: { ...b.info, target: b.target }, source: b.source, sign: o.sign, move: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

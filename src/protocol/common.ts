@@ -16,6 +16,8 @@ import { z } from "zod";
  * 1 (2026-12-02, additive): GET /logs?source=&lines=&follow= and GET /metrics (text answers);
  *   /health carries `certificates` (notAfter of both), `disk` and `agent.uptime_s`;
  *   /update and /update-self may answer 507 insufficient_storage.
+ * 1 (2026-12-02, additive): the updater's /health carries `target`; /update and /update-self
+ *   may answer 400 wrong_target (DESIGN §16).
  */
 export const PROTOCOL_VERSION = 1;
 export const VERSION_HEADER = "x-decnet-protocol";
@@ -26,6 +28,8 @@ export const ERROR_STATUS = {
   bad_archive: 400,
   bad_certificate: 400,
   confirm_required: 400,
+  // A release built for another CPU than the worker's, or whose executable is not what its manifest says (DESIGN §16).
+  wrong_target: 400,
   join_refused: 403,
   ca_mismatch: 403,
   // A release or trust document refused under the worker's trust document (DESIGN §11).

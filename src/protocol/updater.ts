@@ -22,6 +22,8 @@ export const UpdaterHealth = z.object({
   status: z.literal("ok"),
   role: z.literal("updater"),
   version: z.string(),
+  /** The CPU this updater runs on (`linux-x64`, `linux-arm64`; DESIGN §16); absent before 2026-12-02. */
+  target: z.string().max(64).optional(),
   release: z.string().nullable(),
   pid: z.number().int(),
   busy: z.string().nullable(),

@@ -16,6 +16,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readlinkSync } from "node:f
 import { join } from "node:path";
 import { type CliResult, type Packed, release, runCli, until, type Worker } from "../fleet/harness.ts";
 import { Postgres, postgresMissing } from "../fleet/postgres.ts";
+import { pgMigrations } from "../../src/core/registry-pg.ts";
 import { useFleet } from "../fleet/use-fleet.ts";
 
 const missing = postgresMissing();
@@ -130,7 +131,7 @@ t("enroll, update, rollout, list and history with DECNET_REGISTRY_URL: the rows 
     list: ["w1", "w2", "w3", "w4"].map((h) => [h, v1.id]),
     history: ["w1", "w2", "w3", "w4"].map((h) => [h, "updated", true]).sort(),
     rollouts: 1,
-    pg: { hosts: ["w1", "w2", "w3", "w4"].map((h) => `${h}=${v1.id.slice(0, 12)}`).join(","), pushes: "4", rollout: "done", certs: 8, schema: "4", leases: "0" },
+    pg: { hosts: ["w1", "w2", "w3", "w4"].map((h) => `${h}=${v1.id.slice(0, 12)}`).join(","), pushes: "4", rollout: "done", certs: 8, schema: String(pgMigrations.length), leases: "0" },
     swarmDb: false,
   });
 });

@@ -24,7 +24,7 @@ export const FIXTURES = join(ROOT, "test/fixtures/releases");
 // Per process: `bun run demo` (run by a test) builds and packs in parallel
 // with the test process, and must not overwrite releases it has cached ids for.
 const CACHE_ROOT = join(ROOT, ".cache/test");
-const CACHE = join(CACHE_ROOT, String(process.pid));
+export const CACHE = join(CACHE_ROOT, String(process.pid));
 process.on("exit", () => rmSync(CACHE, { recursive: true, force: true }));
 // `bun test` may end without "exit" handlers: drop caches of processes that are gone.
 for (const d of (() => { try { return readdirSync(CACHE_ROOT); } catch { return []; } })()) {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { AgentOps, type AgentControl } from "../../src/daemons/updater/ops.ts";
 import { stageUpload } from "../../src/daemons/updater/stage.ts";
 import { writeJournal } from "../../src/daemons/updater/journal.ts";
+import { buildInfo } from "../../src/lib/build-info.ts";
 import { installPaths } from "../../src/lib/paths.ts";
 import type { ProbeTranscript } from "../../src/protocol/common.ts";
 import { manifest, tgz } from "../fixtures/tar.ts";
@@ -216,5 +217,20 @@ test("a rollback onto a release an interrupted push left marked failed, healthy 
     before: { slots: { current: idOf(b), previous: idOf(a) }, status: { [idOf(a)]: "failed", [idOf(b)]: "good" } },
     status: "rolled-back",
     after: { slots: { current: idOf(a), previous: idOf(b) }, status: { [idOf(a)]: "good", [idOf(b)]: "good" } },
+  });
+});
+
+test("a release built for another target changes nothing: 400 wrong_target before its code runs, no staging, no journal, no restart", async () => {
+  using w = world();
+  const a = releaseTgz("1.0.0");
+  await w.ops.update(w.stage(a));
+  const other = buildInfo().target === "linux-x64" ? "linux-arm64" : "linux-x64";
+  // Its script would leave a mark if the install check ran it.
+  const mark = join(w.dir, "ran");
+  const data = `#!/bin/sh\ntouch ${mark}\necho '{"version":"1.0.1"}'\n`;
+  const t = tgz([{ name: "manifest.json", data: manifest([{ path: "decnet", data }], { version: "1.0.1", target: other }) }, { name: "decnet", data, mode: 0o755 }]);
+  const err = await w.ops.update(w.stage(t)).catch((e) => e);
+  expect({ code: err.code, ran: existsSync(mark), slots: w.slots(), calls: w.calls.length, released: w.ops.set.ids(), ...leftovers(w) }).toEqual({
+    code: "wrong_target", ran: false, slots: { current: idOf(a), previous: null }, calls: 1, released: [idOf(a)], journal: false, staging: [],
   });
 });

@@ -27,7 +27,7 @@ const versions = (file: string) => {
   }
 };
 const tables = (db: Database) => db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((t) => t.name);
-const ALL = [{ version: 1, name: "hosts, pushes, identity", applied_by: "tester@here" }, { version: 2, name: "rollouts", applied_by: "tester@here" }, { version: 3, name: "join addresses", applied_by: "tester@here" }, { version: 4, name: "leases, shared releases", applied_by: "tester@here" }];
+const ALL = [{ version: 1, name: "hosts, pushes, identity", applied_by: "tester@here" }, { version: 2, name: "rollouts", applied_by: "tester@here" }, { version: 3, name: "join addresses", applied_by: "tester@here" }, { version: 4, name: "leases, shared releases", applied_by: "tester@here" }, { version: 5, name: "host targets", applied_by: "tester@here" }];
 /** One past the newest migration this binary knows. */
 const NEXT = ALL.length + 1;
 

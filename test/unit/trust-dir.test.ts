@@ -38,7 +38,7 @@ async function entries(file: string): Promise<string[]> {
 async function smallRelease(dir: string, version: string): Promise<string> {
   const exe = join(dir, `exe-${version}`);
   writeFileSync(exe, SCRIPT.replace("6.6.6", version), { mode: 0o755 });
-  return (await pack({ file: exe, version, info: { target: "linux-x64" }, out: join(dir, `r-${version}.tgz`) })).file;
+  return (await pack({ file: exe, version, info: {}, target: "linux-x64", out: join(dir, `r-${version}.tgz`) })).file;
 }
 
 /** What the updater will do: the signature's bytes as extracted, checked against the release. */

@@ -1,4 +1,7 @@
-/** `decnet release pack FILE [--version V] [--out OUT] [--sign [--key K]]`: any executable as a release. */
+/**
+ * `decnet release pack FILE [--version V] [--target T] [--out OUT] [--sign [--key K]]`: any executable as a
+ * release; an ELF executable's target is read from its header, `--target` is for scripts.
+ */
 import { defineCommand } from "citty";
 import type { Release } from "../../core/release.ts";
 import { action } from "../_action.ts";
@@ -23,12 +26,13 @@ export default defineCommand({
   args: {
     file: { type: "positional", description: "The executable", required: true },
     version: { type: "string", description: "Version (default: what FILE version --json reports)" },
+    target: { type: "string", description: "linux-x64|linux-arm64, for a script (an ELF executable's own header decides; a different --target is refused)" },
     out: { type: "string", description: "Output file (default ./decnet-<version>-<id>.tar.gz)" },
     ...signArgs,
   },
   run: action(async ({ args }) => {
     const { pack } = await import("../../core/release.ts");
     const signer = await signerFor(args);
-    out(describeRelease(await pack({ file: args.file, version: args.version, out: args.out, sign: signer?.sign }), signer?.cert.id));
+    out(describeRelease(await pack({ file: args.file, version: args.version, target: args.target, out: args.out, sign: signer?.sign }), signer?.cert.id));
   }),
 });

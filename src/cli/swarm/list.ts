@@ -13,8 +13,8 @@ export default defineCommand({
     if (args.json) return printJson(hosts);
     if (hosts.length === 0) return out("no hosts enrolled (decnet swarm enroll --host NAME --address ADDR --updater)");
     out(table(
-      ["host", "address", "updater", "enrolled", "release", "last result", "state"],
-      hosts.map((h) => [h.name, h.address, h.has_updater ? "yes" : "no", h.enrolled_at.slice(0, 19), short(h.last_release), h.last_result ?? "—", paint(h.decommissioned_at ? "decommissioned" : "active")]),
+      ["host", "address", "updater", "target", "enrolled", "release", "last result", "state"],
+      hosts.map((h) => [h.name, h.address, h.has_updater ? "yes" : "no", h.target ?? "—", h.enrolled_at.slice(0, 19), short(h.last_release), h.last_result ?? "—", paint(h.decommissioned_at ? "decommissioned" : "active")]),
     ));
   }),
 });

@@ -1,6 +1,6 @@
 /** `decnet swarm update`: push a release to hosts as a rollout and print one row per host. */
 import { defineCommand } from "citty";
-import { action, listArg } from "../_action.ts";
+import { action, listArg, repeatedArg } from "../_action.ts";
 import { out, printJson, short } from "../_render.ts";
 import { err } from "../../lib/stdio.ts";
 import { rolloutOutputArgs, rolloutSession } from "./_rollout.ts";
@@ -12,7 +12,7 @@ export default defineCommand({
   args: {
     host: { type: "string", description: "Host name, or a comma-separated list (repeatable)" },
     all: { type: "boolean", description: "Every host not decommissioned" },
-    artifact: { type: "string", description: "A release .tar.gz (or an executable to pack)" },
+    artifact: { type: "string", description: "A release .tar.gz (or an executable to pack); repeat it, one per target, for a mixed fleet" },
     self: { type: "boolean", description: "Push the running decnet executable" },
     full: { type: "boolean", description: "Send the whole release, not a delta against what the host has" },
     "include-self": { type: "boolean", description: "Then update each host's updater (only where the agent updated)" },
@@ -27,7 +27,7 @@ export default defineCommand({
     "halt-rollback": { type: "boolean", description: "On a halt, roll the hosts this rollout updated back to their previous release" },
     ...rolloutOutputArgs,
   },
-  run: action(async ({ args }) => {
+  run: action(async ({ args, rawArgs }) => {
     const { update } = await import("../../core/swarm/update.ts");
     using session = rolloutSession({ json: args.json, events: args.events });
     const report = await update({
@@ -35,7 +35,7 @@ export default defineCommand({
       all: Boolean(args.all),
       includeSelf: Boolean(args["include-self"]),
       full: Boolean(args.full),
-      artifact: args.artifact,
+      artifact: repeatedArg(rawArgs, "artifact"),
       self: Boolean(args.self),
       dryRun: Boolean(args["dry-run"]),
       concurrency: args.concurrency === undefined ? undefined : Number(args.concurrency),
@@ -49,18 +49,27 @@ export default defineCommand({
       stop: session.stop,
       abort: session.abort,
       onRelease: (r, signer) => {
-        if (!args.json && !args.events) err(`release ${r.manifest.version} ${short(r.manifest.id)} (${(r.size / 1e6).toFixed(1)} MB) from ${r.source}, ${signer ? `signed by signing key ${signer}` : "unsigned"}\n`);
+        if (!args.json && !args.events) err(`release ${r.manifest.version} ${short(r.manifest.id)} (${r.manifest.target}, ${(r.size / 1e6).toFixed(1)} MB) from ${r.source}, ${signer ? `signed by signing key ${signer}` : "unsigned"}\n`);
       },
       onEvent: session.onEvent,
       onProgress: session.onProgress,
     });
     if (report.dryRun) {
       const { batches, canaries, settings: { limits } } = report.plan;
-      if (args.json) return printJson({ release: report.release, dry_run: true, hosts: report.targets, rollout: { batches, canaries, limits } });
+      if (args.json) return printJson({ release: report.release, releases: report.releases, missing: report.missing, dry_run: true, hosts: report.targets, rollout: { batches, canaries, limits } });
       const plan = batches.length > 1 || limits.failures !== null || limits.unreachable !== null
         ? `\n${batches.map((b, i) => `  batch ${i + 1}${canaries && i === 0 ? " (canaries)" : ""}: ${b.join(", ")}`).join("\n")}\nhalts past ${limits.failures ?? "any number of"} release failure(s) or ${limits.unreachable ?? "any number of"} unreachable host(s)`
         : "";
-      return out(`dry run: would push ${report.release.version} ${short(report.release.id)} (${report.release.size} bytes) to ${report.targets.length} host(s):\n${report.targets.map((t) => `  ${t.host}  ${t.address}`).join("\n")}${plan}`);
+      const address = new Map(report.targets.map((t) => [t.host, t.address]));
+      const hosts = (names: string[]) => names.map((n) => `    ${n}  ${address.get(n)}`).join("\n");
+      // A mixed fleet (DESIGN §16): the release per target, and the hosts whose target has none.
+      const what = report.releases.length === 1 && report.missing.length === 0
+        ? `${report.release.version} ${short(report.release.id)} (${report.release.size} bytes) to ${report.targets.length} host(s):\n${report.targets.map((t) => `  ${t.host}  ${t.address}`).join("\n")}`
+        : `to ${report.targets.length} host(s), one release per target:\n${[
+          ...report.releases.map((r) => `  ${r.target}: ${r.version} ${short(r.id)} (${r.size} bytes) from ${r.source}\n${hosts(r.hosts)}`),
+          ...report.missing.map((m) => `  ${m.target}: no release (an error row each; give --artifact for ${m.target}, or leave --artifact out to build it)\n${hosts(m.hosts)}`),
+        ].join("\n")}`;
+      return out(`dry run: would push ${what}${plan}`);
     }
     session.end({ release: { id: report.release.id, version: report.release.version, size: report.release.size, signer: report.release.signer }, hosts: report.hosts, rollout: report.rollout! }, new Map(report.targets.map((t) => [t.host, t.address])));
   }),

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { DecnetError } from "../../lib/errors.ts";
 import { ensurePrivateDir, homePaths } from "../../lib/paths.ts";
 import { openPushRelease, type PushRelease, releaseFromTarball } from "../push-release.ts";
+import { TARGETS } from "../../protocol/target.ts";
 import type { Rollout, RolloutStore } from "./store.ts";
 
 /** Moves the push's dir to where the rollout keeps it. */
@@ -58,7 +59,13 @@ export async function fetchSharedRelease(store: Pick<RolloutStore, "fetchShared"
   }
 }
 
-/** Drops a rollout's cached release (done or aborted). */
+/** Where a rollout keeps another target's release (its push dir), beside its recorded one (core/targets.ts, DESIGN §16). */
+export function keptTargetDir(id: string, target: string): string {
+  return `${homePaths().rolloutRelease(id)}.${target}`;
+}
+
+/** Drops a rollout's cached release, and the other targets' (done or aborted). */
 export function dropRelease(id: string): void {
   rmSync(homePaths().rolloutRelease(id), { recursive: true, force: true });
+  for (const t of TARGETS) rmSync(keptTargetDir(id, t), { recursive: true, force: true });
 }

@@ -5,12 +5,13 @@
  * rollout is done or aborted.
  */
 import { os } from "../../lib/os-user.ts";
-import { DeltaPlanner } from "../delta-planner.ts";
+import type { DeltaPlanner } from "../delta-planner.ts";
 import { ensureMasterIdentity } from "../identity.ts";
 import { type Host, type Push, Registry } from "../registry.ts";
 import type { PushRelease } from "../push-release.ts";
 import { type Lease, Leases, leasedDetail } from "../registry-leases.ts";
 import { describe, type HostResult, type Progress, pushHost } from "../swarm/push.ts";
+import { cachedOthers, keepOthers, missingTargetRow, perTarget, refreshTarget, TargetReleases } from "../targets.ts";
 import { rollback } from "../swarm/rollback.ts";
 import { identityUpkeep } from "../swarm/upkeep.ts";
 import { runRollout } from "./engine.ts";
@@ -52,14 +53,19 @@ function leasedRow(name: string, address: string, release: PushRelease, l: Lease
   return { ...goneRow(name, release), address, detail: leasedDetail(l), error_code: "leased" };
 }
 
-/** Runs a claimed rollout with its release to the end; drops the cached release when it is done or aborted. */
-async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o: RunOptions): Promise<Rollout> {
+/**
+ * Runs a claimed rollout with its releases (one per target, the recorded one
+ * first: core/targets.ts) to the end; drops the cached releases when it is
+ * done or aborted.
+ */
+async function execute(store: RolloutStore, r: Rollout, releases: PushRelease[], o: RunOptions): Promise<Rollout> {
   await ensureMasterIdentity();
-  // Plans from the executable itself (no tarball unless a host needs it whole), and the base of the next push once a host runs it;
-  // none for a tarball taken whole for --full (never unpacked).
-  using planner = release.unpacked ? new DeltaPlanner(release.manifest, release.local, release.hashed, undefined, release.signature) : null;
-  const delta = r.settings.full ? null : planner;
-  let remembered = planner === null;
+  const set = TargetReleases.of(releases);
+  const release = set.primary;
+  // Per target: a planner from the executable itself (no tarball unless a host needs it whole), and what remembers
+  // the release as the base of the next push once a host runs it; none for a tarball taken whole for --full.
+  using each = perTarget(set, r.settings.full);
+  const remembered = new Set<string>();
   const hosts = await (async () => {
     using reg = new Registry();
     return new Map<string, Host>((await reg.hosts()).filter((h) => !h.decommissioned_at).map((h) => [h.name, h]));
@@ -78,19 +84,26 @@ async function execute(store: RolloutStore, r: Rollout, release: PushRelease, o:
     abort: o.abort ?? never,
     onEvent: o.onEvent,
     onProgress: o.onProgress,
-    history: (res) => history(res, r.release, r.id),
+    // The version of the release the host got: its own target's.
+    history: (res) => history(res, { ...r.release, version: set.list().find((x) => x.manifest.id === res.release_id)?.manifest.version ?? r.release.version }, r.id),
     async push(name, signal, onProgress) {
       const h = hosts.get(name);
       // Checked again as the host starts: a lease lost meanwhile (heartbeats failing past the timeout) is not pushed through.
       const held = leased.get(name) ?? (await leases.lost(name));
+      // Its target as it reports it now (DESIGN §16): its own target's release, or an error row.
+      const target = h && !held ? await refreshTarget(h) : null;
+      const mine = h && !held ? set.forTarget(target) : null;
+      const plan = mine ? each.get(mine.manifest.target)! : null;
       const res = held
         ? leasedRow(name, h?.address ?? "", release, held)
-        : h
-        ? await pushHost(h, release, { includeSelf: r.settings.include_self, delta, onProgress, signer: r.release.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run })
-        : goneRow(name, release);
-      if (res.agent === "updated" && !remembered) {
-        remembered = true;
-        rememberRelease(planner!, release);
+        : !h
+          ? goneRow(name, release)
+          : !mine
+            ? missingTargetRow(h, target!, set)
+            : await pushHost(h, mine, { includeSelf: r.settings.include_self, delta: plan!.delta, onProgress, signer: plan!.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run });
+      if (mine && plan?.planner && res.agent === "updated" && !remembered.has(mine.manifest.target)) {
+        remembered.add(mine.manifest.target);
+        rememberRelease(plan.planner, mine);
       }
       onProgress({ host: name, phase: "done", result: res });
       return res;
@@ -125,6 +138,8 @@ export interface StartOptions extends RunOptions {
   plan: Plan;
   /** Its push dir is moved into the rollout's cache. */
   release: PushRelease;
+  /** The other targets' releases (core/targets.ts), their push dirs moved beside it. */
+  others?: PushRelease[];
   signer: string | null;
 }
 
@@ -132,6 +147,7 @@ export interface StartOptions extends RunOptions {
 export async function startRollout(o: StartOptions): Promise<Rollout> {
   const id = newRolloutId();
   const release = keepRelease(o.release, id);
+  const others = keepOthers(id, o.others ?? []);
   const at = new Date().toISOString();
   const r: Rollout = {
     id, created_at: at, updated_at: at, operator: os.operator(), state: "running",
@@ -149,20 +165,20 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
     dropRelease(id);
     throw e;
   }
-  return await execute(store, r, release, o);
+  return await execute(store, r, [release, ...others], o);
 }
 
 /** `swarm rollout resume ID`: the pending hosts, with the same release and settings. */
 export async function resumeRollout(id: string, o: RunOptions & { retryUnreachable?: boolean }): Promise<Rollout> {
   await using store = await openRolloutStore();
-  let release: PushRelease | undefined;
+  let releases: PushRelease[] = [];
   const r = await claimForResume(store, id, masterOwner(), {
     retryUnreachable: o.retryUnreachable,
     check: async (peek) => {
       // Started on another master sharing the registry: its release comes from the registry into this cache.
       await fetchSharedRelease(store, peek);
-      release = await cachedRelease(peek);
+      releases = [await cachedRelease(peek), ...(await cachedOthers(peek.id))];
     },
   });
-  return await execute(store, r, release!, o);
+  return await execute(store, r, releases, o);
 }

@@ -1,6 +1,7 @@
 /**
- * `swarm update`: check the flags, select the hosts, plan the rollout, get
- * the release once, then run it as a rollout (core/rollout: canaries,
+ * `swarm update`: check the flags, select the hosts, plan the rollout, learn
+ * the hosts' targets, get one release per target (core/targets.ts), then run
+ * it as a rollout (core/rollout: canaries,
  * batches, budget; push.ts does one host), recorded host by host.
  */
 import { existsSync } from "node:fs";
@@ -9,7 +10,7 @@ import { DecnetError, usageError } from "../../lib/errors.ts";
 import { homePaths } from "../../lib/paths.ts";
 import { type Host, Registry } from "../registry.ts";
 import type { PushRelease } from "../push-release.ts";
-import { obtainRelease } from "../release.ts";
+import { learnTargets, obtainReleases } from "../targets.ts";
 import type { RolloutEvent } from "../rollout/events.ts";
 import { view, type RolloutView } from "../rollout/manage.ts";
 import { checkFlags, type Plan, planRollout, type RolloutFlags } from "../rollout/plan.ts";
@@ -28,7 +29,8 @@ export interface UpdateOptions {
   includeSelf?: boolean;
   /** Always send the whole release, never a delta. */
   full?: boolean;
-  artifact?: string;
+  /** One per target (each manifest names its target); none: build the working tree per target. */
+  artifact?: string | string[];
   self?: boolean;
   dryRun?: boolean;
   concurrency?: number;
@@ -51,8 +53,21 @@ export interface UpdateOptions {
   onEvent?: (e: RolloutEvent) => void;
 }
 
+export interface ReleaseSummary {
+  id: string;
+  version: string;
+  size: number;
+  source: string;
+  signer: string | null;
+}
+
 export interface UpdateReport {
-  release: { id: string; version: string; size: number; source: string; signer: string | null };
+  /** The rollout's recorded release: the first target's. */
+  release: ReleaseSummary;
+  /** One per target (DESIGN §16), with the hosts that get it; hosts whose target has none are in `missing`. */
+  releases: Array<ReleaseSummary & { target: string; hosts: string[] }>;
+  /** Hosts whose target this push has no release for (each gets an error row), by target. */
+  missing: Array<{ target: string; hosts: string[] }>;
   /** The rows of the hosts that were pushed to, in batch order. */
   hosts: HostResult[];
   dryRun: boolean;
@@ -90,19 +105,34 @@ export async function update(o: UpdateOptions): Promise<UpdateReport> {
     const known = new Set((await reg.hosts()).map((h) => h.name));
     plan = planRollout(targets.map((h) => h.name), flags, (n) => known.has(n));
   }
+  // The targets among the hosts (DESIGN §16): the registry's, or asked on first contact.
+  const hostTargets = await learnTargets(targets);
   // With a signing key on the master, what it builds or packs is signed (DESIGN §11).
   const signing = existsSync(homePaths().trust.signingKey) ? loadSigner() : null;
-  const release = await obtainRelease({ artifact: o.artifact, self: o.self, cwd: o.cwd, sign: signing?.sign, full: o.full });
+  const artifacts = o.artifact === undefined ? [] : Array.isArray(o.artifact) ? o.artifact : [o.artifact];
+  const set = await obtainReleases({ artifacts, self: o.self, targets: [...new Set([...hostTargets.values()].filter((t): t is string => t !== null))], cwd: o.cwd, sign: signing?.sign, full: o.full });
   try {
-    const signer = release.signer;
-    o.onRelease?.(release, signer);
-    const summary = { id: release.manifest.id, version: release.manifest.version, size: release.size, source: release.source, signer };
+    const releases: UpdateReport["releases"] = [];
+    const missing = new Map<string, string[]>();
+    for (const h of targets) {
+      const t = hostTargets.get(h.name) ?? null;
+      if (!set.forTarget(t)) missing.set(t!, [...(missing.get(t!) ?? []), h.name]);
+    }
+    for (const r of set.list()) {
+      const signer = r.signer;
+      o.onRelease?.(r, signer);
+      const hosts = targets.filter((h) => set.forTarget(hostTargets.get(h.name) ?? null) === r).map((h) => h.name);
+      releases.push({ target: r.manifest.target, id: r.manifest.id, version: r.manifest.version, size: r.size, source: r.source, signer, hosts });
+    }
+    const { target: _, hosts: __, ...summary } = releases[0]!;
     const list = targets.map((h) => ({ host: h.name, address: h.address }));
-    if (o.dryRun) return { release: summary, hosts: [], dryRun: true, targets: list, plan, rollout: null };
-    const final = await startRollout({ plan, release, signer, stop: o.stop, abort: o.abort, onEvent: o.onEvent, onProgress: o.onProgress });
-    return { release: summary, hosts: final.hosts.flatMap((h) => (h.result ? [h.result] : [])), dryRun: false, targets: list, plan, rollout: view(final) };
+    const gaps = [...missing].map(([target, hosts]) => ({ target, hosts }));
+    if (o.dryRun) return { release: summary, releases, missing: gaps, hosts: [], dryRun: true, targets: list, plan, rollout: null };
+    const [first, ...others] = set.list();
+    const final = await startRollout({ plan, release: first!, others, signer: summary.signer, stop: o.stop, abort: o.abort, onEvent: o.onEvent, onProgress: o.onProgress });
+    return { release: summary, releases, missing: gaps, hosts: final.hosts.flatMap((h) => (h.result ? [h.result] : [])), dryRun: false, targets: list, plan, rollout: view(final) };
   } finally {
     // Moved into the rollout's cache when it started; still here only after a dry run or a failure.
-    release.drop();
+    for (const r of set.list()) r.drop();
   }
 }

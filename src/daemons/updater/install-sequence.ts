@@ -1,22 +1,26 @@
 /**
  * The one journalled install, for both release sets — the agent's (/update)
- * and the updater's own (/update-self): journal → stage → verify → install
+ * and the updater's own (/update-self): journal → stage → target → verify → install
  * check → preflight → commit → same release? → journal "switched" → mark
  * unknown. What follows the switch is each caller's (AgentOps: flip,
  * restart, probe, revert; SelfOps: re-exec, confirm). And the one recovery
  * of an install a crash interrupted.
  */
 import type { SwitchResponse } from "../../protocol/updater.ts";
+import { buildInfo } from "../../lib/build-info.ts";
 import { commit, installCheck } from "./install.ts";
 import { type Journal, OpJournal, readJournal } from "./journal.ts";
 import type { ReleaseSet } from "./release-set.ts";
 import type { Staged } from "./staging.ts";
+import { targetGate } from "./target-gate.ts";
 
 export interface InstallPlan {
   op: "update" | "update-self";
   set: ReleaseSet;
   /** The upload (full or delta) turned into a verified staging dir. */
   stage: () => Promise<Staged>;
+  /** The target a release must be built for (target-gate.ts); this executable's own by default. */
+  target?: string;
   /** Checks before any of the release's code runs; answers who signed it (trust-gate.ts). */
   verify?: (s: Staged) => { signer: string | null } | Promise<{ signer: string | null }>;
   /** The last check before commit, after the install check (a self-update's preflight). */
@@ -42,6 +46,7 @@ export async function install(p: InstallPlan): Promise<Installed> {
     const t1 = performance.now();
     let signer: string | null = null;
     try {
+      targetGate(p.target ?? buildInfo().target)(staged);
       signer = (await p.verify?.(staged))?.signer ?? null;
       await installCheck(staged);
       await p.preflight?.(staged);

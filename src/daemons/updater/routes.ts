@@ -120,6 +120,7 @@ async function health(d: UpdaterDeps): Promise<UpdaterHealth> {
     status: "ok",
     role: "updater",
     version: d.info.version,
+    target: d.info.target,
     release: d.info.release,
     pid: process.pid,
     busy: d.lock.busy,
@@ -152,9 +153,9 @@ function countedBody(req: Request, c: Counters): ReadableStream<Uint8Array> | nu
 }
 
 /** The upload in `req` staged into `set`: whole, or as a delta (format 1, or 2 when the query says) against `delta`. */
-async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, q: { delta?: string; format?: "1" | "2" }, c: Counters): Promise<() => Promise<Staged>> {
+async function stagerFor(set: ReleaseSet, req: Request, maxBytes: number, q: { delta?: string; format?: "1" | "2" }, c: Counters, target: string): Promise<() => Promise<Staged>> {
   const len = req.headers.get("content-length");
-  const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal };
+  const o: StageOptions = { maxBytes, contentLength: len === null ? null : Number(len), signal: req.signal, target };
   const delta = q.delta;
   if (!delta) return () => stageUpload(set.paths, countedBody(req, c), o);
   const stager = q.format === "2" ? stageDelta2 : stageDelta;
@@ -206,12 +207,12 @@ export function updaterRoutes(d: UpdaterDeps): Routes {
       operation(d, "update", async () => {
         // Install, restart and probes may take a while with nothing on the wire.
         server?.timeout(req, 0);
-        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query, d.counters), { allowDowngrade: query.allow_downgrade === "true" });
+        return d.ops.update(await stagerFor(d.ops.set, req, d.maxUploadBytes, query, d.counters, d.info.target), { allowDowngrade: query.allow_downgrade === "true" });
       }),
     ),
     route(updaterApi.updateSelf, async ({ req, server, query }) => {
       server?.timeout(req, 0);
-      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query, d.counters), { allowDowngrade: query.allow_downgrade === "true" }));
+      const r = await operation(d, "update-self", async () => d.self.install(await stagerFor(d.self.set, req, d.maxUploadBytes, query, d.counters, d.info.target), { allowDowngrade: query.allow_downgrade === "true" }));
       if (!r.reexec) return r.response;
       // Hold every other operation off until the new image serves; answer
       // first, then replace ourselves once the answer is on the wire.

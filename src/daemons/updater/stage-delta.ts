@@ -20,6 +20,7 @@ import type { Spare } from "./spare.ts";
 import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Staged, type Staging, uploadBody } from "./staging.ts";
 import { type Prefix, VerifiedFile } from "./verified-file.ts";
 import { roomForDelta } from "./disk-room.ts";
+import { manifestTargetCheck } from "./target-gate.ts";
 
 const unavailable = (message: string) => new DecnetError("delta_unavailable", message);
 
@@ -143,6 +144,7 @@ export async function stageDelta(paths: SlotPaths, spare: Spare, base: BaseRelea
     // Decompressed, a delta is its header and literals: never more than a release and its header.
     const reader = new ByteReader(plainChunks(staging, src, o, count, MAX_RELEASE_BYTES + DELTA_HEADER_MAX + 1, "delta"));
     const { manifest: m, ops: allOps, signature } = await readHeader(reader, base);
+    if (o.target) manifestTargetCheck(m, o.target);
     const blocks: Digests = {};
     const points: FilePoints = {};
     let resumed = 0;

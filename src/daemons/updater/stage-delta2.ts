@@ -21,6 +21,7 @@ import { copyBlocks, resumablePrefix } from "./stage-delta.ts";
 import { bad, MAX_RELEASE_BYTES, stage, type StageOptions, type Staged, uploadBody, uploadChunks } from "./staging.ts";
 import { VerifiedFile } from "./verified-file.ts";
 import { roomForDelta2 } from "./disk-room.ts";
+import { manifestTargetCheck } from "./target-gate.ts";
 
 const COPY_CHUNK = BLOCK_SIZE * 64;
 
@@ -54,6 +55,7 @@ export async function stageDelta2(paths: SlotPaths, spare: Spare, base: BaseRele
     const checked = checkManifest(h.manifest);
     if (!checked.ok) throw bad(checked.problem, checked.issues);
     const m = checked.manifest;
+    if (o.target) manifestTargetCheck(m, o.target);
     if (m.files.reduce((s, f) => s + f.size, 0) > MAX_RELEASE_BYTES) throw bad(`release declares more than ${MAX_RELEASE_BYTES} bytes`);
     const blocks: Digests = {};
     const points: FilePoints = {};

@@ -17,6 +17,7 @@ import type { FilePoints } from "./resume-cache.ts";
 import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Staged, uploadBody } from "./staging.ts";
 import { VerifiedFile } from "./verified-file.ts";
 import { roomForRelease } from "./disk-room.ts";
+import { manifestTargetCheck } from "./target-gate.ts";
 
 /** A tar writer pads its output to its record size (GNU tar: 10 KiB); more than this after the end is not padding. */
 const MAX_PADDING = 1024 * 1024;
@@ -85,6 +86,7 @@ export async function stageUpload(paths: SlotPaths, body: ReadableStream<Uint8Ar
     await tar.data((c) => chunks.push(c));
     const manifestText = Buffer.concat(chunks).toString("utf8");
     const m = checkManifestText(manifestText);
+    if (o.target) manifestTargetCheck(m, o.target);
 
     const done = new Map<string, ManifestFile>();
     const blocks: Digests = {};

@@ -29,6 +29,8 @@ export interface StageOptions {
   /** The request's signal: aborted when the client disconnects. */
   signal?: AbortSignal;
   tag?: string;
+  /** This updater's target: a manifest naming another is refused once read (target-gate.ts). */
+  target?: string;
 }
 
 /** A verified release in staging, and what staging it did. */
