@@ -8,6 +8,7 @@
  * holder that dies (kill -9, power) loses it after the timeout.
  */
 import { DecnetError } from "../lib/errors.ts";
+import { err } from "../lib/stdio.ts";
 import { env } from "../lib/env.ts";
 import { os } from "../lib/os-user.ts";
 import { Registry } from "./registry.ts";
@@ -46,6 +47,7 @@ export class Leases implements AsyncDisposable {
   private readonly taken = new Set<string>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private beating: Promise<unknown> = Promise.resolve();
+  private failing = false;
 
   constructor(
     private readonly holder: string,
@@ -87,7 +89,15 @@ export class Leases implements AsyncDisposable {
     }
     if (this.taken.size && !this.timer) {
       this.timer = setInterval(() => {
-        this.beating = this.beat().catch(() => {});
+        // Not awaited by anyone: a failure is said once per streak (the lease then lapses after the timeout, and
+        // the next host's check names the loss), never thrown.
+        this.beating = this.beat().then(
+          () => (this.failing = false),
+          (e: unknown) => {
+            if (!this.failing) err(`decnet: warning: the registry did not take this master's lease heartbeat (${(e as Error).message ?? e}); its hosts' leases lapse ${Math.round(this.timeoutMs / 1000)} s after the last one\n`);
+            this.failing = true;
+          },
+        );
       }, Math.max(250, Math.floor(this.timeoutMs / 3)));
       this.timer.unref?.();
     }
@@ -100,6 +110,8 @@ export class Leases implements AsyncDisposable {
    */
   async lost(host: string): Promise<Lease | null> {
     if (!this.taken.has(host)) return null;
+    // A heartbeat and the check in one statement: still ours, and fresh from now.
+    if ((await this.reg.db.run("UPDATE leases SET heartbeat = $at WHERE host = $host AND holder = $holder", { at: new Date().toISOString(), host, holder: this.holder })) === 1) return null;
     const l = await this.reg.db.get<Lease>("SELECT host, holder, rollout_id, operator, since, heartbeat FROM leases WHERE host = $host", { host });
     if (l?.holder === this.holder) return null;
     this.taken.delete(host);
