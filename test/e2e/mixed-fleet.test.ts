@@ -129,7 +129,7 @@ it("one swarm update --all builds a release per target; each host runs its own t
   const armBefore = readlinkSync(arm.paths.current).replace("releases/", "");
   // No --artifact: the working tree is built once per target among the hosts.
   const built = await fleet.cli(["swarm", "update", "--all", "--json"], { cwd: ROOT });
-  const report = JSON.parse(built.stdout) as { hosts: HostResult[] };
+  const report = JSON.parse(built.stdout) as { hosts: HostResult[]; releases: Array<{ target: string; id: string; hosts: string[] }> };
   const first = { code: built.code, row: (h: string) => report.hosts.find((x) => x.host === h) as HostResult };
   const ids = { x64: first.row("w1").release_id, arm: first.row("w2").release_id };
   const disk = { x64: elfMachine(join(x64.installDir, "current", "decnet")), arm: elfMachine(join(arm.installDir, "current", "decnet")) };
@@ -141,6 +141,8 @@ it("one swarm update --all builds a release per target; each host runs its own t
   const second = await fleet.update(["--all", "--artifact", v2.file, "--artifact", a.v2.file]);
   expect({
     first: { code: first.code, w1: rowOf(first, "w1"), w2: rowOf(first, "w2") },
+    // The final --json names the release per target and its hosts, as the dry run does.
+    releases: report.releases.map((r) => [r.target, r.id, r.hosts]),
     disk,
     procs: { x64: [procs.x64.via, procs.x64.exeMachine, procs.x64.program, procs.x64.machine], arm: [procs.arm.via, procs.arm.exeMachine, procs.arm.program, procs.arm.machine] },
     dry: { releases: dry.releases.map((r) => [r.target, r.id, r.hosts]), missing: dry.missing },
@@ -152,6 +154,7 @@ it("one swarm update --all builds a release per target; each host runs its own t
       w1: { agent: "updated", self: null, code: null, mode: "full", base: null, release: ids.x64 },
       w2: { agent: "updated", self: null, code: null, mode: "delta", base: armBefore, release: ids.arm },
     },
+    releases: [["linux-x64", ids.x64, ["w1"]], ["linux-arm64", ids.arm, ["w2"]]],
     disk: { x64: 0x3e, arm: 0xb7 },
     procs: { x64: ["native", 0x3e, `releases/${ids.x64}/decnet`, 0x3e], arm: ["qemu-aarch64", 0x3e, `releases/${ids.arm}/decnet`, 0xb7] },
     dry: { releases: [["linux-x64", v2.id, ["w1"]], ["linux-arm64", a.v2.id, ["w2"]]], missing: [] },

@@ -76,7 +76,7 @@ export interface RolloutSession extends Disposable {
   onEvent: (e: RolloutEvent) => void;
   onProgress: (p: Progress) => void;
   /** Prints the end of a rollout and sets the exit code. */
-  end(report: { release: object; hosts: HostResult[]; rollout: RolloutView }, addresses?: Map<string, string>): void;
+  end(report: { release: object; releases?: object[]; hosts: HostResult[]; rollout: RolloutView }, addresses?: Map<string, string>): void;
 }
 
 /** Starts watching Ctrl-C and showing progress (a terminal), plain lines, or --events. */
@@ -94,7 +94,8 @@ export function rolloutSession(o: { json?: boolean; events?: boolean }): Rollout
     },
     onProgress: (p) => progress?.onProgress(p),
     end(report, addresses = new Map()) {
-      if (o.json) printJson({ release: report.release, hosts: report.hosts, rollout: rolloutJson(report.rollout) });
+      // `releases`: one per target, with its hosts (DESIGN §16); `release` stays the first, as before mixed fleets.
+      if (o.json) printJson({ release: report.release, ...(report.releases ? { releases: report.releases } : {}), hosts: report.hosts, rollout: rolloutJson(report.rollout) });
       else if (!o.events) out(hostTable(report.rollout, addresses));
       summarise(report.rollout);
     },

@@ -71,6 +71,6 @@ export default defineCommand({
         ].join("\n")}`;
       return out(`dry run: would push ${what}${plan}`);
     }
-    session.end({ release: { id: report.release.id, version: report.release.version, size: report.release.size, signer: report.release.signer }, hosts: report.hosts, rollout: report.rollout! }, new Map(report.targets.map((t) => [t.host, t.address])));
+    session.end({ release: { id: report.release.id, version: report.release.version, size: report.release.size, signer: report.release.signer }, releases: report.releases, hosts: report.hosts, rollout: report.rollout! }, new Map(report.targets.map((t) => [t.host, t.address])));
   }),
 });
