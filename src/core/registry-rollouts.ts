@@ -150,7 +150,8 @@ export class RegistryRollouts implements RolloutStore {
   }
 
   async dropShared(id: string): Promise<void> {
-    if (this.db.shared) await this.db.run("DELETE FROM rollout_releases WHERE rollout_id = $id", { id });
+    // The rollout's release and its other targets' (kept-release.sharedKey: `ID.TARGET`); ids are hex, so no LIKE wildcard in them.
+    if (this.db.shared) await this.db.run("DELETE FROM rollout_releases WHERE rollout_id = $id OR rollout_id LIKE $others", { id, others: `${id}.%` });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

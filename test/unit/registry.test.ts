@@ -166,7 +166,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
       });
     });
 
-    test("a rollout's release is kept in the registry only when it is shared, and read back byte for byte", async () => {
+    test("a rollout's release (and another target's) is kept in the registry only when it is shared, read back byte for byte, dropped together", async () => {
       await using store = new RegistryRollouts(new Registry(await fresh(backend)));
       await store.create(rollout("0000000c", ["w1"]));
       const src = join(dir, `release-${backend}.tar.gz`);
@@ -176,8 +176,15 @@ for (const backend of ["sqlite", "postgres"] as const) {
       const out = join(dir, `fetched-${backend}`, "0000000c.tar.gz");
       const fetched = await store.fetchShared("0000000c", out);
       const same = fetched && Buffer.compare(readFileSync(out), Buffer.from(bytes)) === 0;
+      // Another target's release of a mixed fleet, under its own key; a neighbour rollout's is not the rollout's.
+      await store.keepShared("0000000c.linux-arm64", "a".repeat(64), async () => src);
+      await store.keepShared("0000000d", "d".repeat(64), async () => src);
+      const other = await store.fetchShared("0000000c.linux-arm64", `${out}.arm64`);
       await store.dropShared("0000000c");
-      expect({ fetched, same, after: await store.fetchShared("0000000c", out) }).toEqual(backend === "postgres" ? { fetched: true, same: true, after: false } : { fetched: false, same: false, after: false });
+      const after = [await store.fetchShared("0000000c", out), await store.fetchShared("0000000c.linux-arm64", out), await store.fetchShared("0000000d", out)];
+      expect({ fetched, same, other, after }).toEqual(
+        backend === "postgres" ? { fetched: true, same: true, other: true, after: [false, false, true] } : { fetched: false, same: false, other: false, after: [false, false, false] },
+      );
     });
 
     test("identity: certificates newest first (the later of one millisecond first), revocation once, the CRL state, joins, events", async () => {

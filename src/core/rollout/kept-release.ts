@@ -42,20 +42,41 @@ export async function cachedRelease(r: Rollout): Promise<PushRelease> {
 }
 
 /**
+ * The key a shared registry keeps a rollout's release under: its id, or
+ * `ID.TARGET` for another target's release of a mixed fleet (DESIGN §16).
+ */
+export function sharedKey(id: string, target?: string): string {
+  return target ? `${id}.${target}` : id;
+}
+
+/**
  * A rollout started on another master sharing the registry: its release
- * tarball from the registry, made this master's kept dir (unpacked unless the
- * rollout is --full). Nothing when this master already keeps it or none is shared.
+ * tarballs from the registry (the recorded one, and any other target's),
+ * each made this master's kept dir (unpacked unless the rollout is --full).
+ * Nothing for a release this master already keeps or the registry does not.
  */
 export async function fetchSharedRelease(store: Pick<RolloutStore, "fetchShared">, r: Rollout): Promise<void> {
-  const dir = homePaths().rolloutRelease(r.id);
-  if (existsSync(dir) || !r.release_file) return;
-  ensurePrivateDir(dirname(dir));
-  const tmp = `${dir}.shared.tar.gz`;
-  try {
-    if (!(await store.fetchShared(r.id, tmp))) return;
-    (await releaseFromTarball(tmp, r.release.source, !r.settings.full)).moveTo(dir);
-  } finally {
-    rmSync(tmp, { force: true });
+  if (!r.release_file) return;
+  const wanted: Array<{ dir: string; key: string; target?: string }> = [
+    { dir: homePaths().rolloutRelease(r.id), key: sharedKey(r.id) },
+    ...TARGETS.map((t) => ({ dir: keptTargetDir(r.id, t), key: sharedKey(r.id, t), target: t })),
+  ];
+  for (const w of wanted) {
+    if (existsSync(w.dir)) continue;
+    ensurePrivateDir(dirname(w.dir));
+    const tmp = `${w.dir}.shared.tar.gz`;
+    try {
+      if (!(await store.fetchShared(w.key, tmp))) continue;
+      const release = await releaseFromTarball(tmp, r.release.source, !r.settings.full);
+      // The recorded release is checked against its id by cachedRelease; another target's must be that target's.
+      if (w.target && release.manifest.target !== w.target) {
+        release.drop();
+        throw new DecnetError("failed", `rollout ${r.id}: the registry's ${w.target} release is a ${release.manifest.target} release`, { hint: "start a new rollout with `decnet swarm update`" });
+      }
+      release.moveTo(w.dir);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
   }
 }
 

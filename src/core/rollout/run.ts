@@ -18,7 +18,7 @@ import { runRollout } from "./engine.ts";
 import type { RolloutEvent } from "./events.ts";
 import { claimForResume, masterOwner, newRolloutId } from "./lifecycle.ts";
 import type { Plan } from "./plan.ts";
-import { cachedRelease, dropRelease, fetchSharedRelease, keepRelease } from "./kept-release.ts";
+import { cachedRelease, dropRelease, fetchSharedRelease, keepRelease, sharedKey } from "./kept-release.ts";
 import { openRolloutStore, type ReleaseInfo, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RunOptions {
@@ -160,7 +160,8 @@ export async function startRollout(o: StartOptions): Promise<Rollout> {
   try {
     await store.create(r);
     // A registry other masters share keeps the release too, so any of them can resume: as its tarball, packed only then.
-    await store.keepShared(r.id, release.manifest.id, () => release.tarball());
+    await store.keepShared(sharedKey(r.id), release.manifest.id, () => release.tarball());
+    for (const other of others) await store.keepShared(sharedKey(r.id, other.manifest.target), other.manifest.id, () => other.tarball());
   } catch (e) {
     dropRelease(id);
     throw e;

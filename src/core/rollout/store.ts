@@ -110,10 +110,11 @@ export interface RolloutStore extends AsyncDisposable {
   hostFinished(id: string, host: string, f: { state: HostState; run: number; at: string; result: HostResult; pushes: Push[] }): Promise<void>;
   /** --halt-rollback's outcome for a host (state reverted, or unchanged with the reason in the note). */
   hostNote(id: string, host: string, state: HostState, note: string, at: string): Promise<void>;
-  /** A shared registry (PostgreSQL) keeps the rollout's release file too, so another master can resume it; no-op on sqlite (`file` is not even asked: a push packs its tarball only when it must). */
+  /** A shared registry (PostgreSQL) keeps the rollout's release file too (`id`: kept-release.sharedKey, per target), so another master can resume it; no-op on sqlite (`file` is not even asked: a push packs its tarball only when it must). */
   keepShared(id: string, releaseId: string, file: () => Promise<string>): Promise<void>;
   /** Writes the shared copy of the rollout's release to `file` (staged, then renamed); false when there is none. */
   fetchShared(id: string, file: string): Promise<boolean>;
+  /** Drops the rollout's shared releases, every target's. */
   dropShared(id: string): Promise<void>;
 }
 
