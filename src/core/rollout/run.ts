@@ -90,8 +90,10 @@ async function execute(store: RolloutStore, r: Rollout, releases: PushRelease[],
       const h = hosts.get(name);
       // Checked again as the host starts: a lease lost meanwhile (heartbeats failing past the timeout) is not pushed through.
       const held = leased.get(name) ?? (await leases.lost(name));
-      // Its target as it reports it now (DESIGN §16): its own target's release, or an error row.
-      const target = h && !held ? await refreshTarget(h) : null;
+      // Its target as it reports it now (DESIGN §16): its own target's release, or an error row. The /health that
+      // told it is the push's own (one request, one handshake).
+      const seen = h && !held ? await refreshTarget(h) : null;
+      const target = seen?.target ?? null;
       const mine = h && !held ? set.forTarget(target) : null;
       const plan = mine ? each.get(mine.manifest.target)! : null;
       const res = held
@@ -100,7 +102,7 @@ async function execute(store: RolloutStore, r: Rollout, releases: PushRelease[],
           ? goneRow(name, release)
           : !mine
             ? missingTargetRow(h, target!, set)
-            : await pushHost(h, mine, { includeSelf: r.settings.include_self, delta: plan!.delta, onProgress, signer: plan!.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run });
+            : await pushHost(h, mine, { includeSelf: r.settings.include_self, delta: plan!.delta, onProgress, signer: plan!.signer, allowDowngrade: r.settings.allow_downgrade, signal, upkeep: upkeep.run, health: seen?.health });
       if (mine && plan?.planner && res.agent === "updated" && !remembered.has(mine.manifest.target)) {
         remembered.add(mine.manifest.target);
         rememberRelease(plan.planner, mine);

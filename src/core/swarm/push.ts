@@ -216,6 +216,8 @@ export interface PushOptions {
   signal?: AbortSignal;
   /** Identity upkeep on a host once the push has reached it (upkeep.ts). */
   upkeep?: (h: Host) => Promise<IdentityUpkeep>;
+  /** The updater's /health, when the caller has just asked it (core/targets.refreshTarget); else asked here. */
+  health?: UpdaterHealth | null;
 }
 
 /** Transport failures (and an aborted push): the push never reached the host's updater, so neither does the upkeep. */
@@ -245,7 +247,7 @@ export async function pushHost(h: Host, r: Release, o: PushOptions): Promise<Hos
     let installing = false;
     const ue = { host: h.name, address: h.address, port: h.updater_port };
     // One /health per host: trust, the updater's own release, the delta formats it takes.
-    const uh = await c.updaterHealth(ue, o.signal);
+    const uh = o.health ?? (await c.updaterHealth(ue, o.signal));
     requireSignatureIfTrusted(ue, uh, o);
     const sent = await send(c, ue, r, o, AGENT, uh, (t, total) => {
       transfer = t;
