@@ -20,6 +20,7 @@ import {
 import { type ManifestFile, releaseId } from "../protocol/manifest.ts";
 import { DecnetError } from "./errors.ts";
 import { ZstdFrameError, zstdFrameInfo } from "./zstd-frame.ts";
+import { jsonDepth } from "./json-depth.ts";
 
 /** Why a format-2 body was refused (the error's `detail.reason`). */
 export type Delta2Reason =
@@ -97,23 +98,6 @@ class Reader {
     }
     return false;
   }
-}
-
-/** Deepest nesting of arrays and objects in JSON text, counted before parsing it. */
-export function jsonDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
-    else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return max;
 }
 
 /** Checks a frame's structure against its op, then decompresses it against `dict`. */
@@ -211,7 +195,7 @@ export async function openDelta2(body: AsyncIterable<Uint8Array>, base: Delta2Ba
     if (e instanceof ZstdFrameError) throw new Delta2Error(e.problem === "truncated" ? "truncated_frame" : "bad_header", `delta header: ${e.message}`);
     throw new Delta2Error("bad_header", `delta header does not decompress: ${(e as Error).message}`);
   }
-  if (jsonDepth(text) > DELTA2_HEADER_DEPTH) throw new Delta2Error("header_too_deep", `delta header nests deeper than ${DELTA2_HEADER_DEPTH}`);
+  if (jsonDepth(text, DELTA2_HEADER_DEPTH) > DELTA2_HEADER_DEPTH) throw new Delta2Error("header_too_deep", `delta header nests deeper than ${DELTA2_HEADER_DEPTH}`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

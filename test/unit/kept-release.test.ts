@@ -5,26 +5,17 @@
  * each become this master's kept dir; one the master keeps already is not
  * asked for; a release under another target's key is refused.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { copyFileSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openPushRelease, releaseFromExecutable } from "../../src/core/push-release.ts";
 import { fetchSharedRelease, keptTargetDir, sharedKey } from "../../src/core/rollout/kept-release.ts";
 import type { Rollout } from "../../src/core/rollout/store.ts";
 import { cachedOthers } from "../../src/core/targets.ts";
 import { homePaths } from "../../src/lib/paths.ts";
+import { useTempHome } from "../fixtures/temp-home.ts";
 
-const home = mkdtempSync(join(tmpdir(), "decnet-kept-"));
-const before = process.env.DECNET_HOME;
-beforeAll(() => {
-  process.env.DECNET_HOME = home;
-});
-afterAll(() => {
-  if (before === undefined) delete process.env.DECNET_HOME;
-  else process.env.DECNET_HOME = before;
-  rmSync(home, { recursive: true, force: true });
-});
+const home = useTempHome("decnet-kept-");
 
 async function tarballFor(target: string, n: number): Promise<{ file: string; id: string }> {
   const exe = join(home, `exe-${target}-${n}`);

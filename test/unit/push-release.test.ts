@@ -5,26 +5,17 @@
  * artifact is sent as it is (its files unpacked beside it); a rollout's kept
  * dir reads back; a push dir left over an hour ago is cleared, a fresh one not.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openPushRelease, releaseFromExecutable, releaseFromTarball } from "../../src/core/push-release.ts";
 import { readReleaseManifest } from "../../src/core/release.ts";
 import { BlockHasher, BLOCK_SIZE } from "../../src/protocol/delta.ts";
 import { serializeSignature, signRelease } from "../../src/protocol/signature.ts";
 import { makeDoc, newKey } from "../fixtures/trust.ts";
+import { useTempHome } from "../fixtures/temp-home.ts";
 
-const home = mkdtempSync(join(tmpdir(), "decnet-pushrel-"));
-const before = process.env.DECNET_HOME;
-beforeAll(() => {
-  process.env.DECNET_HOME = home;
-});
-afterAll(() => {
-  if (before === undefined) delete process.env.DECNET_HOME;
-  else process.env.DECNET_HOME = before;
-  rmSync(home, { recursive: true, force: true });
-});
+const home = useTempHome("decnet-pushrel-");
 
 const random = (n: number) => { const b = new Uint8Array(n); for (let o = 0; o < n; o += 65536) crypto.getRandomValues(b.subarray(o, Math.min(n, o + 65536))); return b; };
 const pushDirs = () => readdirSync(join(home, "cache", "push"));

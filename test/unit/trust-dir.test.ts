@@ -1,6 +1,6 @@
 /** The master's trust dir in process: every version it writes is one a worker takes, signing across a rotation, bad files named. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { expect, test } from "bun:test";
+import { copyFileSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSigner, readReleaseSignature, signReleaseFile } from "../../src/core/release-sign.ts";
 import { pack, readReleaseManifest } from "../../src/core/release.ts";
@@ -12,19 +12,10 @@ import { checkRelease, serializeSignature } from "../../src/protocol/signature.t
 import { type TrustDocument, checkTrustUpdate } from "../../src/protocol/trust.ts";
 import { SCRIPT, manifest, tgz } from "../fixtures/tar.ts";
 import { tempDir } from "../fixtures/trust.ts";
-import { tmpdir } from "node:os";
+import { useTempHome } from "../fixtures/temp-home.ts";
 
 // `pack` keeps each release's block index in DECNET_HOME's cache: a home of this file's own, never the user's.
-const home = mkdtempSync(join(tmpdir(), "decnet-trustdir-home-"));
-const before = process.env.DECNET_HOME;
-beforeAll(() => {
-  process.env.DECNET_HOME = home;
-});
-afterAll(() => {
-  if (before === undefined) delete process.env.DECNET_HOME;
-  else process.env.DECNET_HOME = before;
-  rmSync(home, { recursive: true, force: true });
-});
+useTempHome("decnet-trustdir-home-");
 
 const now = new Date();
 const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);

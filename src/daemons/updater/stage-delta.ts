@@ -21,6 +21,7 @@ import { bad, MAX_RELEASE_BYTES, plainChunks, stage, type StageOptions, type Sta
 import { type Prefix, VerifiedFile } from "./verified-file.ts";
 import { roomForDelta } from "./disk-room.ts";
 import { manifestTargetCheck } from "./target-gate.ts";
+import { jsonDepth } from "../../lib/json-depth.ts";
 
 const unavailable = (message: string) => new DecnetError("delta_unavailable", message);
 
@@ -28,24 +29,6 @@ const COPY_CHUNK = BLOCK_SIZE * 64;
 
 /** Nesting a delta header needs: {ops: {path: [[op, ...]]}, manifest: {files: [{git...}]}} is 4 deep. */
 const HEADER_MAX_DEPTH = 16;
-
-/** How deeply `text` nests arrays and objects (strings skipped); stops counting past `max`. */
-function jsonDepth(text: string, max: number): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > deepest && (deepest = depth) > max) return deepest;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return deepest;
-}
 
 /** Reads the header and checks it, and every op against the sizes, before a byte is written. */
 async function readHeader(reader: ByteReader, base: BaseRelease): Promise<{ manifest: Manifest; ops: DeltaHeader["ops"]; signature: Uint8Array | null }> {
