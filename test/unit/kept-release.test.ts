@@ -6,10 +6,10 @@
  * asked for; a release under another target's key is refused.
  */
 import { expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { openPushRelease, releaseFromExecutable } from "../../src/core/push-release.ts";
-import { fetchSharedRelease, keptTargetDir, sharedKey } from "../../src/core/rollout/kept-release.ts";
+import { dropRelease, fetchSharedRelease, keptTargetDir, sharedKey } from "../../src/core/rollout/kept-release.ts";
 import type { Rollout } from "../../src/core/rollout/store.ts";
 import { cachedOthers } from "../../src/core/targets.ts";
 import { homePaths } from "../../src/lib/paths.ts";
@@ -73,4 +73,12 @@ test("a release kept under another target's key is refused, and nothing is kept 
     kept: false,
     pushDirs: [],
   });
+});
+
+test("dropping a rollout's releases also removes a shared tarball a kill -9 left mid-fetch", () => {
+  const leftovers = [`${homePaths().rolloutRelease("0000000e")}.shared.tar.gz`, `${keptTargetDir("0000000e", "linux-arm64")}.shared.tar.gz.part`];
+  mkdirSync(dirname(leftovers[0]!), { recursive: true });
+  for (const f of leftovers) writeFileSync(f, "half a tarball");
+  dropRelease("0000000e");
+  expect(leftovers.filter((f) => existsSync(f))).toEqual([]);
 });

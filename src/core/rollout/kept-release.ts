@@ -85,8 +85,12 @@ export function keptTargetDir(id: string, target: string): string {
   return `${homePaths().rolloutRelease(id)}.${target}`;
 }
 
-/** Drops a rollout's cached release, and the other targets' (done or aborted). */
+/** Drops a rollout's cached release, the other targets', and any shared tarball left mid-fetch (done or aborted). */
 export function dropRelease(id: string): void {
-  rmSync(homePaths().rolloutRelease(id), { recursive: true, force: true });
-  for (const t of TARGETS) rmSync(keptTargetDir(id, t), { recursive: true, force: true });
+  for (const dir of [homePaths().rolloutRelease(id), ...TARGETS.map((t) => keptTargetDir(id, t))]) {
+    rmSync(dir, { recursive: true, force: true });
+    // A shared tarball a kill -9 left mid-fetch (fetchSharedRelease).
+    rmSync(`${dir}.shared.tar.gz`, { force: true });
+    rmSync(`${dir}.shared.tar.gz.part`, { force: true });
+  }
 }
